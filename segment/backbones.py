@@ -1,0 +1,239 @@
+"""MobileNetV3 (Large, Small) and MobileNetV2 backbones for segmentation.
+
+Built from torchvision's blocks (``InvertedResidual``, ``Conv2dNormActivation``)
+with our own block tables, so RF2 and the atrous last stage follow the
+reference TensorFlow DeepLab implementation exactly (DESIGN.md section 3).
+
+Every backbone declares its outputs in ``output_specs``:
+``low`` is the 1/8 depthwise output used by the LR-ASPP skip and ``high`` the
+1/16 (OS 16) or 1/32 (OS 32) feature; heads are built from this declaration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+from torchvision.models._utils import _make_divisible
+from torchvision.models.mobilenetv3 import InvertedResidual, InvertedResidualConfig
+from torchvision.ops.misc import Conv2dNormActivation
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What a backbone output is: its channel count and its stride w.r.t. the input."""
+
+    channels: int
+    stride: int
+
+
+# BN settings of torchvision's MobileNetV3 (TF's 0.001 eps / 0.99 decay), so its
+# state dicts load into ours unchanged.
+_V3_NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+
+# One row per inverted-residual block, as in the paper's Tables 1 and 2:
+# (kernel, expansion, out channels, squeeze-excite, activation, stride).
+# The last stage (from the stride-2 block to 1/32) is what RF2 halves and
+# atrous convolution dilates.
+_V3_LARGE = (
+    (3, 16, 16, False, "RE", 1),
+    (3, 64, 24, False, "RE", 2),
+    (3, 72, 24, False, "RE", 1),
+    (5, 72, 40, True, "RE", 2),
+    (5, 120, 40, True, "RE", 1),
+    (5, 120, 40, True, "RE", 1),  # low: its depthwise output (120 ch, 1/8)
+    (3, 240, 80, False, "HS", 2),
+    (3, 200, 80, False, "HS", 1),
+    (3, 184, 80, False, "HS", 1),
+    (3, 184, 80, False, "HS", 1),
+    (3, 480, 112, True, "HS", 1),
+    (3, 672, 112, True, "HS", 1),
+    (5, 672, 160, True, "HS", 2),  # last stage
+    (5, 960, 160, True, "HS", 1),
+    (5, 960, 160, True, "HS", 1),
+)
+_V3_SMALL = (
+    (3, 16, 16, True, "RE", 2),
+    (3, 72, 24, False, "RE", 2),
+    (3, 88, 24, False, "RE", 1),  # low: its depthwise output (88 ch, 1/8)
+    (5, 96, 40, True, "HS", 2),
+    (5, 240, 40, True, "HS", 1),
+    (5, 240, 40, True, "HS", 1),
+    (5, 120, 48, True, "HS", 1),
+    (5, 144, 48, True, "HS", 1),
+    (5, 288, 96, True, "HS", 2),  # last stage
+    (5, 576, 96, True, "HS", 1),
+    (5, 576, 96, True, "HS", 1),
+)
+# MobileNetV2 (Sandler et al., Table 2): (expansion t, channels c, repeats n, stride s).
+_V2 = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),  # low: depthwise output of its last block (1/8)
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),  # last block: RF2 halves these two stages
+    (6, 320, 1, 1),
+)
+
+
+def _last_stride8_index(strides: list[int]) -> int:
+    """Index of the last block whose output is at 1/8 (counting the stem's stride 2)."""
+    total, index = 2, -1
+    for i, s in enumerate(strides):
+        total *= s
+        if total == 8:
+            index = i
+    return index
+
+
+def _forward_blocks(blocks: nn.ModuleList, low_index: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the blocks; return (low, last output). ``low`` is block ``low_index``'s depthwise output."""
+    low = x
+    for i, block in enumerate(blocks):
+        if i != low_index:
+            x = block(x)
+            continue
+        # Split the block after its depthwise conv (+BN+activation) to tap it, as
+        # DeepLab taps 'expanded_conv_N/depthwise_output'; the rest is the block's own forward.
+        layers = block.block
+        # Blocks are [expand 1x1]? + depthwise + [SE]? + project; the expansion is the only groups=1 conv before the depthwise.
+        dw_end = 2 if layers[0][0].groups == 1 else 1
+        low = layers[:dw_end](x)
+        out = layers[dw_end:](low)
+        x = out + x if block.use_res_connect else out
+    return low, x
+
+
+class MobileNetV3Backbone(nn.Module):
+    """MobileNetV3-Large/Small trunk with optional RF2 and atrous last stage."""
+
+    def __init__(
+        self,
+        *,
+        variant: str = "large",
+        width_mult: float = 1.0,
+        output_stride: int = 16,
+        rf2: bool = True,
+    ) -> None:
+        super().__init__()
+        if variant not in ("large", "small"):
+            raise ValueError(f"variant must be 'large' or 'small', got {variant!r}")
+        if output_stride not in (16, 32):
+            raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
+        table = _V3_LARGE if variant == "large" else _V3_SMALL
+        last_stage = len(table) - 3
+        # RF2 halves the whole last stage: outputs and expansions, the first block's too.
+        divider = 2 if rf2 else 1
+        dilation = 2 if output_stride == 16 else 1
+
+        configs = []
+        in_ch = 16
+        for i, (k, exp, out, se, act, stride) in enumerate(table):
+            in_stage = i >= last_stage
+            configs.append(
+                InvertedResidualConfig(
+                    input_channels=in_ch,
+                    kernel=k,
+                    expanded_channels=exp // divider if in_stage else exp,
+                    out_channels=out // divider if in_stage else out,
+                    use_se=se,
+                    activation=act,
+                    stride=stride,
+                    # torchvision's block turns stride 2 into 1 where dilation > 1.
+                    dilation=dilation if in_stage else 1,
+                    width_mult=width_mult,
+                )
+            )
+            in_ch = out // divider if in_stage else out
+
+        first = configs[0].input_channels
+        self.stem = Conv2dNormActivation(3, first, kernel_size=3, stride=2, norm_layer=_V3_NORM, activation_layer=nn.Hardswish)
+        self.blocks = nn.ModuleList(InvertedResidual(c, _V3_NORM) for c in configs)
+        last_in = configs[-1].out_channels
+        self.last_conv = Conv2dNormActivation(last_in, 6 * last_in, kernel_size=1, norm_layer=_V3_NORM, activation_layer=nn.Hardswish)
+
+        self.low_index = _last_stride8_index([c.stride for c in configs])
+        self.output_specs = {
+            "low": OutputSpec(channels=configs[self.low_index].expanded_channels, stride=8),
+            "high": OutputSpec(channels=6 * last_in, stride=output_stride),
+        }
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        low, x = _forward_blocks(self.blocks, self.low_index, self.stem(x))
+        return {"low": low, "high": self.last_conv(x)}
+
+
+class _V2Block(nn.Module):
+    """MobileNetV2 inverted residual with dilation (torchvision's V2 block has none)."""
+
+    def __init__(self, *, in_channels: int, out_channels: int, expansion: int, stride: int, dilation: int) -> None:
+        super().__init__()
+        hidden = in_channels * expansion
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers.append(Conv2dNormActivation(in_channels, hidden, kernel_size=1, activation_layer=nn.ReLU6))
+        layers += [
+            Conv2dNormActivation(
+                hidden, hidden, kernel_size=3, stride=1 if dilation > 1 else stride,
+                dilation=dilation, groups=hidden, activation_layer=nn.ReLU6,
+            ),
+            nn.Conv2d(hidden, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        ]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return out + x if self.use_res_connect else out
+
+
+class MobileNetV2Backbone(nn.Module):
+    """MobileNetV2 trunk up to its 320-channel layer (DeepLab drops the 1280 conv), OS 16 or 32."""
+
+    def __init__(self, *, width_mult: float = 1.0, output_stride: int = 16, rf2: bool = True) -> None:
+        super().__init__()
+        if output_stride not in (16, 32):
+            raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
+        divider = 2 if rf2 else 1
+        stem_ch = _make_divisible(32 * width_mult, 8)
+        self.stem = Conv2dNormActivation(3, stem_ch, kernel_size=3, stride=2, activation_layer=nn.ReLU6)
+        blocks, strides, in_ch = [], [], stem_ch
+        last_stage = len(_V2) - 2
+        for stage, (t, c, n, s) in enumerate(_V2):
+            in_last = stage >= last_stage
+            out_ch = _make_divisible(c * width_mult / (divider if in_last else 1), 8)
+            for i in range(n):
+                stride = s if i == 0 else 1
+                blocks.append(
+                    _V2Block(
+                        in_channels=in_ch, out_channels=out_ch, expansion=t, stride=stride,
+                        dilation=2 if (in_last and output_stride == 16) else 1,
+                    )
+                )
+                strides.append(stride)
+                in_ch = out_ch
+        self.blocks = nn.ModuleList(blocks)
+        self.low_index = _last_stride8_index(strides)
+        low_block = self.blocks[self.low_index]
+        self.output_specs = {
+            "low": OutputSpec(channels=low_block.block[-2].in_channels, stride=8),
+            "high": OutputSpec(channels=in_ch, stride=output_stride),
+        }
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        low, high = _forward_blocks(self.blocks, self.low_index, self.stem(x))
+        return {"low": low, "high": high}
+
+
+def build_backbone(*, name: str, width_mult: float, output_stride: int, rf2: bool) -> nn.Module:
+    if name == "mobilenet_v3_large":
+        return MobileNetV3Backbone(variant="large", width_mult=width_mult, output_stride=output_stride, rf2=rf2)
+    if name == "mobilenet_v3_small":
+        return MobileNetV3Backbone(variant="small", width_mult=width_mult, output_stride=output_stride, rf2=rf2)
+    if name == "mobilenet_v2":
+        return MobileNetV2Backbone(width_mult=width_mult, output_stride=output_stride, rf2=rf2)
+    raise ValueError(f"unknown backbone {name!r}; choose mobilenet_v3_large, mobilenet_v3_small or mobilenet_v2")

@@ -1,0 +1,118 @@
+"""The checkpoint format: one file with weights, model config, label space and training state.
+
+Written atomically (temporary file, fsync, rename) so an interrupted save never
+leaves a broken file; read with ``torch.load(weights_only=True)`` so a foreign
+pickle cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segment.config import ModelConfig
+from segment.errors import UserError
+
+FORMAT = "mnv3-lraspp-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "model_config", "model", "classes", "palette", "normalization")
+
+
+class CheckpointError(UserError):
+    """A file that is not one of our checkpoints, or is damaged."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    # Persist the rename itself, so a power loss right after cannot resurrect the old file.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def make_checkpoint(
+    *,
+    model: torch.nn.Module,
+    config: ModelConfig,
+    classes: list[str],
+    palette: list[list[int]],
+    mean: list[float],
+    std: list[float],
+    **extra: Any,
+) -> dict:
+    """The checkpoint dict; ``extra`` holds training state (optimizer, iteration, rng, metrics, ...)."""
+    if len(classes) != config.num_classes or len(palette) != config.num_classes:
+        raise ValueError(
+            f"{len(classes)} class names and {len(palette)} colours given for a model with {config.num_classes} classes"
+        )
+    state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": config.to_dict(),
+        "model": state,
+        "classes": list(classes),
+        "palette": [list(map(int, c)) for c in palette],
+        "normalization": {"mean": list(map(float, mean)), "std": list(map(float, std))},
+        **extra,
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
+    atomic_torch_save(checkpoint, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass --checkpoint with a file written by 'segment train'")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError (truncated zip), EOFError, ...
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint of this project ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "it may be truncated or a foreign/unsafe pickle, which is refused. Use a file written by 'segment train'."
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a checkpoint of this project (no '{FORMAT}' format tag)")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} lacks required fields {missing}; it is damaged or from an incompatible version")
+    if ckpt["version"] > VERSION:
+        raise CheckpointError(f"{path} has format version {ckpt['version']}; this install reads up to {VERSION}: upgrade the package")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
+    from segment.model import build_model
+
+    config = ModelConfig.from_dict(ckpt["model_config"])
+    model = build_model(config)
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    # DDP wraps in .module, torch.compile in ._orig_mod; checkpoints hold the plain model.
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner

@@ -1,0 +1,78 @@
+"""The ``segment`` command: one entry point, one subcommand per job.
+
+Subcommands live in the package that owns them (training in ``train``, the demo
+in ``serve``, ...). They are imported only when run, so ``segment zoo`` does not
+pay for Gradio, and ``segment`` itself never imports a package above it at load
+time (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from segment.errors import UserError
+
+# name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "zoo": ("segment.zoo", "list the paper's models with parameters and MAdds beside the paper's"),
+    "export": ("segment.export", "export a checkpoint or preset to ONNX / OpenVINO"),
+    "predict": ("segment.predict_cli", "segment images, folders or globs into PNGs"),
+    "bench": ("segment.bench", "measure CPU latency of models, backends and precisions"),
+    "report": ("segment.report", "Table 7 for your CPU: mIoU against CPU time, with a plot"),
+    "synth": ("data.synth_cli", "write a synthetic Cityscapes-layout dataset"),
+    "data": ("data.cli", "check a dataset's layout and files"),
+    "train": ("train.cli", "train a model (CPU, one GPU, or torchrun for many)"),
+    "eval": ("train.eval_cli", "evaluate a checkpoint: per-class IoU, mIoU, pixel accuracy"),
+    "demo": ("serve.cli", "launch the Gradio web demo"),
+}
+
+
+def _load(name: str):
+    module_name = COMMANDS[name][0]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None  # subcommand not shipped in this build
+        raise
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segment",
+        description="MobileNetV3 + LR-ASPP street-scene segmentation (Howard et al., 2019).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # Only the chosen subcommand's module is imported to declare its options.
+        if name == only:
+            module = _load(name)
+            if module is None:
+                parser.error(f"'segment {name}' is not available in this installation")
+            module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_load(args.command).run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        print(f"segment {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
