@@ -12,8 +12,6 @@ import argparse
 import importlib
 import sys
 
-from segment.errors import UserError
-
 # name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "zoo": ("segment.zoo", "list the paper's models with parameters and MAdds beside the paper's"),
@@ -69,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except UserError as exc:
+    except Exception as exc:
+        if not getattr(exc, "is_user_error", False):
+            raise
         print(f"segment {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

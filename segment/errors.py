@@ -1,4 +1,9 @@
-"""Errors that reach the user as one clear line (no traceback)."""
+"""Errors that reach the user as one clear line (no traceback).
+
+Any exception class with ``is_user_error = True`` is printed by the CLI as one
+line and exits with status 2; lower packages (``data``) define their own such
+classes without importing ``segment``.
+"""
 
 
 class UserError(Exception):
@@ -6,3 +11,5 @@ class UserError(Exception):
 
     The message must name the file or field and say what to do.
     """
+
+    is_user_error = True
