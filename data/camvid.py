@@ -1,0 +1,74 @@
+"""CamVid, the 360x480 SegNet release, read into the Cityscapes label space.
+
+Layout: ``root/{train,val,test}/*.png`` with labels of the same name in
+``root/{split}annot/``. Label values 0..10 are CamVid's 11 classes, 11 is void.
+Each class maps to its closest Cityscapes class (sky, building, pole, road,
+sidewalk, vegetation, traffic sign, fence, car, person, rider), so one model
+head and one palette serve both datasets; mIoU is the mean over those 11.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import PairDataset, Transform
+from .errors import DatasetError
+from .labels import CAMVID_TO_CITYSCAPES, IGNORE_INDEX, TRAIN_ID, label_space
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def camvid_to_trainid_lut() -> np.ndarray:
+    """256-entry uint8 table: CamVid label value -> Cityscapes trainId (void -> 255)."""
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for value, name in enumerate(CAMVID_TO_CITYSCAPES):
+        lut[value] = TRAIN_ID[name]
+    return lut
+
+
+def camvid_files(root: str | Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, label) pairs of one split; DatasetError naming what is missing."""
+    if split not in SPLITS:
+        raise DatasetError(f"CamVid split must be one of {', '.join(SPLITS)}, got {split!r}")
+    root = Path(root)
+    image_dir, label_dir = root / split, root / f"{split}annot"
+    for d in (image_dir, label_dir):
+        if not d.is_dir():
+            raise DatasetError(
+                f"{d}: folder not found; a CamVid root (SegNet 360x480 release) holds "
+                f"{split}/ and {split}annot/ — check --root"
+            )
+    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise DatasetError(f"{image_dir}: no images (.png/.jpg) found; check --root")
+    labels = {p.stem: p for p in label_dir.iterdir() if p.suffix.lower() == ".png"}
+    files = []
+    for img in images:
+        lab = labels.pop(img.stem, None)
+        if lab is None:
+            raise DatasetError(f"{img}: no label {label_dir / (img.stem + '.png')}; add it or remove the image")
+        files.append((img, lab))
+    if labels:
+        extra = sorted(labels.values())[0]
+        raise DatasetError(
+            f"{extra}: label without an image in {image_dir} ({len(labels)} such); add the image or remove the label"
+        )
+    return files
+
+
+class CamVidDataset(PairDataset):
+    """CamVid ``split`` under ``root``; yields (image 3xHxW float32, trainIds HxW int64)."""
+
+    def __init__(self, *, root: str | Path, split: str, transform: Transform | None = None):
+        super().__init__(transform=transform)
+        self.root = Path(root)
+        self.split = split
+        self.files = camvid_files(self.root, split)
+        self.label_space = label_space("camvid")
+        self._lut = camvid_to_trainid_lut()
+
+    def to_train_ids(self, label: np.ndarray, label_path: Path) -> np.ndarray:
+        return self._lut[label]

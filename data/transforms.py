@@ -1,0 +1,164 @@
+"""Augmentation pipelines (albumentations 2.x).
+
+Every pipeline is called as ``t(image=rgb_uint8_HxWx3, mask=trainid_uint8_HxW)``
+and returns a dict with ``"image"`` (float32 tensor 3xHxW, normalized with
+MEAN/STD) and ``"mask"`` (uint8 tensor HxW). The datasets turn the mask into
+int64.
+
+Training follows DeepLab's Cityscapes recipe, which the MobileNetV3 paper used:
+random scale 0.5-2.0, pad (image 0, mask 255 = ignore) up to the crop, random
+769x769 crop, horizontal flip. Masks are always resampled nearest-neighbour so
+they hold only trainIds and 255.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+from albumentations.pytorch import ToTensorV2
+
+from .labels import IGNORE_INDEX
+
+# ImageNet statistics on [0, 1] pixels. Stored in every checkpoint (segment.checkpoint)
+# so that inference normalizes exactly as training did.
+MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def _normalize() -> list[A.BasicTransform]:
+    return [A.Normalize(mean=MEAN, std=STD, max_pixel_value=255.0), ToTensorV2()]
+
+
+class RandomScaleCrop(A.DualTransform):
+    """Random scale, then a random crop padded to ``size``, in one resampling pass.
+
+    Same distribution as ``RandomScale -> PadIfNeeded -> RandomCrop`` but it
+    never builds the scaled full image: at scale 2 a 1024x2048 frame would
+    become 2048x4096 (25 MB) only for a 769x769 window to be kept. One
+    ``cv2.warpAffine`` computes just the output pixels, and pixels that fall
+    outside the source (the padding) get image 0 / mask 255. Where the scaled
+    image is smaller than the crop, it lands at a random place inside it.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: tuple[int, int] = (769, 769),  # (height, width) of the output crop
+        scale: tuple[float, float] = (0.5, 2.0),  # uniform range of the scale factor
+        fill: float = 0.0,  # image value outside the source
+        fill_mask: float = IGNORE_INDEX,  # mask value outside the source: ignored
+        p: float = 1.0,
+    ):
+        super().__init__(p=p)
+        self.size = tuple(size)
+        self.scale = tuple(scale)
+        self.fill = fill
+        self.fill_mask = fill_mask
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        h, w = params["shape"][:2]
+        ch, cw = self.size
+        s = self.py_random.uniform(*self.scale)
+        sh, sw = int(round(h * s)), int(round(w * s))
+        # Offset of the crop in the scaled image; negative = the image sits inside the crop.
+        y0 = self.py_random.randint(min(0, sh - ch), max(0, sh - ch))
+        x0 = self.py_random.randint(min(0, sw - cw), max(0, sw - cw))
+        sy, sx = sh / h, sw / w
+        # Destination -> source map, pixel centres aligned as cv2.resize aligns them.
+        matrix = np.array(
+            [[1.0 / sx, 0.0, (x0 + 0.5) / sx - 0.5], [0.0, 1.0 / sy, (y0 + 0.5) / sy - 0.5]],
+            dtype=np.float64,
+        )
+        return {"matrix": matrix}
+
+    def _warp(self, img: np.ndarray, matrix: np.ndarray, interpolation: int, fill: float) -> np.ndarray:
+        ch, cw = self.size
+        out = cv2.warpAffine(
+            img, matrix, (cw, ch), flags=interpolation | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=(fill, fill, fill, fill),
+        )
+        if img.ndim == 3 and out.ndim == 2:  # cv2 drops a trailing channel of size 1
+            out = out[..., None]
+        return out
+
+    def apply(self, img: np.ndarray, matrix: np.ndarray, **params: Any) -> np.ndarray:
+        return self._warp(img, matrix, cv2.INTER_LINEAR, self.fill)
+
+    def apply_to_mask(self, mask: np.ndarray, matrix: np.ndarray, **params: Any) -> np.ndarray:
+        return self._warp(mask, matrix, cv2.INTER_NEAREST, self.fill_mask)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("size", "scale", "fill", "fill_mask")
+
+
+def train_transform(
+    *,
+    crop: tuple[int, int] = (769, 769),
+    scale: tuple[float, float] = (0.5, 2.0),
+    hflip: bool = True,
+    fast: bool = True,
+) -> A.Compose:
+    """The paper's training augmentation.
+
+    ``fast=True`` (default) scales and crops in one warp (:class:`RandomScaleCrop`);
+    ``fast=False`` runs the textbook albumentations chain (RandomScale,
+    PadIfNeeded, RandomCrop), kept as the reference the fast path is measured
+    and tested against.
+    """
+    ch, cw = crop
+    if fast:
+        geometric: list[A.BasicTransform] = [RandomScaleCrop(size=(ch, cw), scale=scale)]
+    else:
+        geometric = [
+            A.RandomScale(
+                scale_limit=(scale[0] - 1.0, scale[1] - 1.0),  # albumentations adds 1
+                interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST, p=1.0,
+            ),
+            A.PadIfNeeded(
+                min_height=ch, min_width=cw, position="random",
+                border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE_INDEX,
+            ),
+            A.RandomCrop(height=ch, width=cw),
+        ]
+    if hflip:
+        geometric.append(A.HorizontalFlip(p=0.5))
+    return A.Compose(geometric + _normalize())
+
+
+class ResizeImageOnly(A.ImageOnlyTransform):
+    """Resize the image and leave the mask alone.
+
+    Evaluation at "half" runs the model on a 512x1024 image but scores at the
+    label's full 1024x2048 (the prediction is upsampled), as the paper's
+    Table 7 does: so only the image may be resized.
+    """
+
+    def __init__(self, *, size: tuple[int, int], p: float = 1.0):
+        super().__init__(p=p)
+        self.size = tuple(size)
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        h, w = self.size
+        if img.shape[:2] == (h, w):
+            return img
+        interpolation = cv2.INTER_AREA if h < img.shape[0] else cv2.INTER_LINEAR
+        return cv2.resize(img, (w, h), interpolation=interpolation)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("size",)
+
+
+def eval_transform(*, size: tuple[int, int] | None = None) -> A.Compose:
+    """Evaluation pipeline: normalize; with ``size=(H, W)`` also resize the image (only).
+
+    ``size=None`` keeps the image's own size (full-resolution evaluation);
+    ``size=(512, 1024)`` is the paper's half-resolution input. The mask always
+    stays at its full size.
+    """
+    steps: list[A.BasicTransform] = []
+    if size is not None:
+        steps.append(ResizeImageOnly(size=size))
+    return A.Compose(steps + _normalize(), is_check_shapes=False)
