@@ -72,3 +72,25 @@ class CamVidDataset(PairDataset):
 
     def to_train_ids(self, label: np.ndarray, label_path: Path) -> np.ndarray:
         return self._lut[label]
+
+
+def validate_camvid(
+    root: str | Path, splits: tuple[str, ...] = ("train", "val"), *, deep: bool = False
+) -> dict[str, int]:
+    """Check CamVid splits (pairs, sizes, truncation, label values 0..11); return pairs per split."""
+    from .validate import check_pairs, raise_problems
+
+    allowed = np.zeros(256, bool)
+    allowed[:12] = True
+    fix = "re-download the SegNet CamVid release"
+
+    def allowed_for(_path):
+        return allowed, "0..10 (classes) or 11 (void)", "use the SegNet release's *annot labels"
+
+    counts, problems = {}, []
+    for split in splits:
+        files = camvid_files(root, split)
+        problems += check_pairs(files, allowed_for=allowed_for, deep=deep, fix=fix)
+        counts[split] = len(files)
+    raise_problems(problems, Path(root))
+    return counts

@@ -33,6 +33,13 @@ def read_label(path: str | Path) -> np.ndarray:
             f"{path}: cannot read this label image (missing, truncated or not a PNG); "
             "re-extract or re-download it, or remove it together with its image"
         )
+    if lab.ndim == 3:
+        # OpenCV expands palette ("P") PNGs to colour; their indices are the class ids.
+        from PIL import Image
+
+        with Image.open(path) as pil:
+            if pil.mode == "P":
+                lab = np.asarray(pil)
     if lab.ndim != 2 or lab.dtype != np.uint8:
         raise DatasetError(
             f"{path}: a label must be a single-channel 8-bit PNG of class ids, "
