@@ -1,0 +1,149 @@
+"""User images in and PNGs out: safe decoding, colouring labels, atomic writes.
+
+Shared by ``segment predict`` and the web demo, so a photo reads the same way in
+both: EXIF orientation applied, any mode (grey, palette, RGBA, CMYK, 16-bit)
+turned into 8-bit RGB, and images too large to decode refused from their header
+before a single pixel is decompressed (a small PNG can declare 100000x100000).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from segment.errors import UserError
+
+# Pillow decoders we accept. TIFF, GIF, PSD, ... are left out on purpose: a web
+# upload box is an attack surface, and street photos come as JPEG/PNG/WebP.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+DEFAULT_MAX_PIXELS = 50_000_000  # a 48 MP phone photo fits; 150 MB of RGB once decoded
+
+
+class ImageError(UserError):
+    """An input that is not a readable image, or one too large to decode."""
+
+
+def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               name: str | None = None) -> np.ndarray:
+    """Decode a JPEG/PNG/WebP/BMP file or its bytes into an (H, W, 3) uint8 RGB array.
+
+    ``name`` is what error messages call the image (default: the path).
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "the uploaded file")
+    fp = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with warnings.catch_warnings():
+            # We compare the header's size with max_pixels ourselves; Pillow's own
+            # warning (above 89 MP) would only add noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(fp, formats=IMAGE_FORMATS) as im:
+                _check_size(im.size, max_pixels, label)
+                im.seek(0)  # first frame of an animated PNG/WebP
+                im = ImageOps.exif_transpose(im)
+                return _to_rgb(im, label)
+    except Image.DecompressionBombError:
+        # Pillow refuses (> 2 x its own limit) before we see the size: same answer.
+        raise ImageError(
+            f"{label}: the image declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
+            f"above the limit of {max_pixels / 1e6:.0f} MP; downscale it first"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{label}: not an image this app reads; use a JPEG, PNG or WebP file"
+        ) from None
+    except FileNotFoundError:
+        raise ImageError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{label}: is a folder, not an image file") from None
+    except ImageError:
+        raise
+    except Exception as exc:  # truncated data, broken chunks, bad EXIF: Pillow raises many kinds
+        raise ImageError(
+            f"{label}: the image is damaged or truncated and cannot be decoded ({exc}); re-export or re-download it"
+        ) from None
+
+
+def _check_size(size: tuple[int, int], max_pixels: int, label: str) -> None:
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise ImageError(f"{label}: the image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{label}: the image is {w}x{h} = {w * h / 1e6:.1f} megapixels, above the limit of "
+            f"{max_pixels / 1e6:.0f} MP; downscale it first"
+        )
+
+
+def _to_rgb(im: Image.Image, label: str) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit or float grey: Pillow's convert("RGB") would clip it to white.
+        grey = np.asarray(im, dtype=np.float32)
+        if mode.startswith("I;16") or grey.max() > 255:
+            grey = grey / 257.0
+        grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        # Transparent pixels keep whatever colour the encoder left: show them on white.
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)
+    try:
+        rgb = im.convert("RGB")
+    except ValueError as exc:
+        raise ImageError(f"{label}: colour mode {mode} cannot be converted to RGB ({exc}); save it as an RGB image") from None
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def full_palette(palette: np.ndarray | list) -> np.ndarray:
+    """A 256-entry colour table: the classes' colours, black for 255 (ignore) and unused ids."""
+    table = np.zeros((256, 3), dtype=np.uint8)
+    colours = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    table[: len(colours)] = colours
+    return table
+
+
+def colorize(labels: np.ndarray, palette: np.ndarray | list) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) uint8 colour map."""
+    return full_palette(palette)[labels]
+
+
+def blend(image: np.ndarray, color: np.ndarray, opacity: float) -> np.ndarray:
+    """The colour map laid over the photo; ``opacity`` 0 = photo only, 1 = map only."""
+    a = float(np.clip(opacity, 0.0, 1.0))
+    out = image.astype(np.float32) * (1.0 - a) + color.astype(np.float32) * a
+    return np.rint(out).astype(np.uint8)
+
+
+def encode_png(array: np.ndarray, *, compress_level: int = 1) -> bytes:
+    """PNG bytes of an (H, W) or (H, W, 3) uint8 array (level 1: fast, still lossless)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int = 1) -> Path:
+    """Write a PNG atomically: a reader (or a crash) never sees half a file."""
+    path = Path(path)
+    data = encode_png(array, compress_level=compress_level)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,214 @@
+"""``segment predict``: segment files, folders or globs into PNGs.
+
+Formats:
+- ``color``: the class colours (``<stem>_color.png``);
+- ``overlay``: the colours blended over the photo (``<stem>_overlay.png``);
+- ``trainid``: one channel, trainIds 0..18 (``<stem>_trainIds.png``);
+- ``labelid``: one channel, Cityscapes labelIds: the benchmark submission
+  format. The file keeps the input's name (``X_leftImg8bit.png`` ->
+  ``X_leftImg8bit.png``): the official evaluator (cityscapesscripts'
+  ``evalPixelLevelSemanticLabeling``) pairs a prediction with its ground truth
+  by the pattern ``{city}_{sequence}_{frame}*.png`` anywhere under the results
+  folder, so keep other PNGs out of that folder.
+
+Folders keep their layout under ``--out`` (``val/frankfurt/...``), so
+same-named files in different cities cannot collide. A file that cannot be read
+is reported and skipped; the exit status is 1 at the end if any failed. Every
+PNG is written atomically, so an interrupted run leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATS = ("color", "overlay", "trainid", "labelid")
+SUFFIX = {"color": "_color", "overlay": "_overlay", "trainid": "_trainIds", "labelid": ""}
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segment.images import DEFAULT_MAX_PIXELS
+
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, folders (searched recursively) or glob patterns such as 'photos/**/*.jpg'")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the PNGs (created if missing)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint written by 'segment train' (default: the bundled demo model)")
+    parser.add_argument("--size", default="half",
+                        help="model input: half (512x1024), full (1024x2048), native (the image's own size) "
+                             "or HxW; labels always come back at the image's size (default: half)")
+    parser.add_argument("--format", choices=FORMATS, default="color", dest="fmt",
+                        help="what to write (default: color); labelid = Cityscapes submission format")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="inference engine, if this build has several (default: the predictor's own)")
+    parser.add_argument("--opacity", type=float, default=0.5, help="overlay only: weight of the colours (0..1)")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="leave inputs whose output already exists (resume an interrupted run)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"refuse images larger than this many pixels (default: {DEFAULT_MAX_PIXELS:,})")
+
+
+def load_predictor(checkpoint: str | Path | None, backend: str | None = None):
+    """``Predictor.from_checkpoint``, passing ``backend`` only to a Predictor that takes it."""
+    from segment.errors import UserError
+    from segment.predict import Predictor
+
+    kwargs = {}
+    if backend is not None:
+        if "backend" in inspect.signature(Predictor.from_checkpoint).parameters:
+            kwargs["backend"] = backend
+        elif backend not in ("auto", "torch"):
+            raise UserError(f"--backend {backend}: this installation's predictor runs torch only")
+    return Predictor.from_checkpoint(checkpoint, **kwargs)
+
+
+def parse_size(text: str):
+    from segment.errors import UserError
+
+    if text in ("half", "full", "native"):
+        return text
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+        if h > 0 and w > 0:
+            return (h, w)
+    except ValueError:
+        pass
+    raise UserError(f"--size {text!r}: use half, full, native or HxW such as 768x1536")
+
+
+@dataclass
+class Job:
+    source: Path  # the input image
+    output: Path  # the PNG to write
+
+
+@dataclass
+class Failure:
+    source: str
+    reason: str
+
+
+def is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def collect_jobs(inputs: list[str], out: Path, fmt: str) -> tuple[list[Job], list[Failure]]:
+    """Expand files, folders and globs into (input, output) pairs; problems become failures."""
+    from segment.images import IMAGE_SUFFIXES
+
+    def output_for(path: Path, relative: Path) -> Path:
+        return out / relative.parent / f"{relative.stem}{SUFFIX[fmt]}.png"
+
+    jobs: list[Job] = []
+    failures: list[Failure] = []
+    claimed: dict[Path, Path] = {}
+
+    def add(path: Path, relative: Path) -> None:
+        target = output_for(path, relative)
+        key = target.resolve()
+        if key in claimed:
+            if claimed[key] != path.resolve():
+                failures.append(Failure(str(path), f"its output {target} is already the output of {claimed[key]}; "
+                                                   "segment them into separate --out folders"))
+            return  # the same file named twice is segmented once
+        claimed[key] = path.resolve()
+        jobs.append(Job(source=path, output=target))
+
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                failures.append(Failure(item, f"folder has no images ({', '.join(IMAGE_SUFFIXES)})"))
+            for p in found:
+                add(p, p.relative_to(path))
+        elif path.is_file():
+            add(path, Path(path.name))
+        elif is_glob(item):
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                failures.append(Failure(item, "pattern matched no files"))
+            for p in found:
+                add(p, Path(p.name))
+        else:
+            failures.append(Failure(item, "no such file or folder"))
+    if out.resolve() in {j.source.resolve() for j in jobs}:
+        failures.append(Failure(str(out), "--out is one of the inputs"))
+    return jobs, failures
+
+
+def render(fmt: str, image, labels, palette, opacity: float):
+    """The array to write for ``fmt``: colours, overlay, trainIds or labelIds."""
+    from segment.images import blend, colorize
+
+    if fmt == "color":
+        return colorize(labels, palette)
+    if fmt == "overlay":
+        return blend(image, colorize(labels, palette), opacity)
+    if fmt == "trainid":
+        return labels
+    from data.labels import trainid_to_labelid_lut  # the Cityscapes table (lazy: segment never imports data at load)
+
+    return trainid_to_labelid_lut()[labels]
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from segment.errors import UserError
+    from segment.images import ImageError, read_image, write_png
+
+    size = parse_size(args.size)
+    if not 0.0 <= args.opacity <= 1.0:
+        raise UserError(f"--opacity {args.opacity}: must be between 0 and 1")
+    jobs, failures = collect_jobs(args.inputs, args.out, args.fmt)
+    if not jobs:
+        for f in failures:
+            print(f"segment predict: {f.source}: {f.reason}", file=sys.stderr)
+        raise UserError("no images to segment; pass image files, folders or glob patterns")
+    predictor = load_predictor(args.checkpoint, args.backend)
+    if args.fmt == "labelid" and len(predictor.classes) != 19:
+        raise UserError(f"--format labelid needs a model with the 19 Cityscapes train classes; "
+                        f"{predictor.name} has {len(predictor.classes)}: use --format trainid")
+
+    written = skipped = 0
+    bar = tqdm(jobs, unit="img", desc="segment predict", file=sys.stderr, dynamic_ncols=True)
+    for job in bar:
+        if args.skip_existing and job.output.is_file():
+            skipped += 1
+            continue
+        try:
+            image = read_image(job.source, max_pixels=args.max_pixels)
+        except ImageError as exc:
+            failures.append(Failure(str(job.source), str(exc).removeprefix(f"{job.source}: ")))
+            bar.write(f"skipped {job.source}: {failures[-1].reason}", file=sys.stderr)
+            continue
+        labels = predictor.predict(image, size=size).labels
+        try:
+            write_png(job.output, render(args.fmt, image, labels, predictor.palette, args.opacity))
+        except OSError as exc:  # disk full, permission: report, keep going with the rest
+            failures.append(Failure(str(job.source), f"cannot write {job.output}: {exc.strerror or exc}"))
+            bar.write(f"failed {job.source}: {failures[-1].reason}", file=sys.stderr)
+            continue
+        written += 1
+    bar.close()
+
+    print(f"segment predict: wrote {written} PNG(s) to {args.out}"
+          + (f", skipped {skipped} existing" if skipped else ""), file=sys.stderr)
+    if failures:
+        print(f"segment predict: {len(failures)} input(s) failed:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f.source}: {f.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # python -m segment.predict_cli
+    from segment.cli import main
+
+    sys.exit(main(["predict", *sys.argv[1:]]))

@@ -1,0 +1,267 @@
+"""The Gradio 6 Blocks page of the demo, and how it is launched safely.
+
+Safety choices, each tested in tests/serve:
+- uploads are capped in bytes (``max_file_size``) and in pixels (checked from
+  the header before decoding, in ``segment.images.read_image``);
+- Gradio's own image preprocessing is bypassed (``UploadedImage``) because it
+  opens every upload with Pillow before our checks could run;
+- Gradio's temporary folder is a fresh private one per server, so the file
+  routes can serve nothing but this server's uploads, outputs and examples;
+  the checkpoint's folder is on ``blocked_paths`` as well;
+- analytics off, no server-side rendering, no MCP server, local fonts only.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import html
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+# Set before gradio is imported: it reads this at import and launch time.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+from gradio import utils as gr_utils  # noqa: E402
+
+from segment.images import DEFAULT_MAX_PIXELS, ImageError, read_image, write_png  # noqa: E402
+from serve.segmentation import (  # noqa: E402
+    DEFAULT_MAX_SIDE,
+    DEFAULT_OPACITY,
+    RESOLUTIONS,
+    DemoResult,
+    legend_html,
+    segment_photo,
+    summary_dict,
+    summary_markdown,
+)
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+API_NAME = "segment"
+
+
+def default_concurrency(cores: int | None = None) -> int:
+    """Requests the model runs at once: one per 4 cores (at least 1, at most 4).
+
+    A forward pass already uses every core it is given, so on a small machine
+    a second concurrent request only makes both slower; the queue keeps the
+    order instead.
+    """
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, min(4, cores // 4))
+
+
+@dataclass
+class DemoSettings:
+    max_upload_mb: float = 20.0  # largest accepted upload, in megabytes
+    max_pixels: int = DEFAULT_MAX_PIXELS  # largest accepted image, width x height
+    max_side: int = DEFAULT_MAX_SIDE  # photos are fitted inside this many pixels before segmenting
+    concurrency: int = field(default_factory=default_concurrency)  # model requests running at once
+    queue_size: int = 64  # requests waiting beyond that; more are refused as "queue full"
+    cache_age_s: int = 3600  # outputs and uploads older than this are deleted (checked as often)
+
+
+class Upload(NamedTuple):
+    path: str | None  # a file in Gradio's upload folder
+    data: bytes | None  # or the bytes of a data: URL (clipboard pastes)
+    name: str  # the user's file name, for messages and output names
+
+
+class UploadedImage(gr.Image):
+    """``gr.Image`` whose value reaches our code undecoded.
+
+    Gradio's preprocessing calls ``PIL.Image.open`` on every upload: a non-image
+    would fail there with a message naming a server path, and a decompression
+    bomb would be judged by Pillow's limits, not ours. The browser side is the
+    stock image component.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"  # the Svelte component to use: the stock one
+
+    def preprocess(self, payload) -> Upload | None:
+        if payload is None:
+            return None
+        name = Path(payload.orig_name or payload.path or "image").name
+        if payload.path is None and payload.url and payload.url.startswith("data:"):
+            _, _, encoded = payload.url.partition(",")
+            return Upload(path=None, data=base64.b64decode(encoded, validate=False), name=name)
+        if payload.path is None:
+            raise gr.Error("No image received: upload a JPEG, PNG or WebP file.")
+        return Upload(path=payload.path, data=None, name=name)
+
+
+def _safe_stem(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._") or "image"
+    return stem[:100]
+
+
+def _user_error(message: str) -> gr.Error:
+    # gr.Error renders HTML and the message contains the user's file name.
+    return gr.Error(html.escape(message), title="Cannot segment this file")
+
+
+class DemoHandlers:
+    """The functions the page's events call, bound to one predictor and its limits."""
+
+    def __init__(self, *, predictor, settings: DemoSettings) -> None:
+        self.predictor = predictor
+        self.settings = settings
+        self.max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+
+    def load(self, upload: Upload):
+        if upload.data is not None:
+            if len(upload.data) > self.max_bytes:
+                raise _user_error(f"{upload.name}: larger than the {self.settings.max_upload_mb:g} MB upload limit")
+            source = upload.data
+        else:
+            size = os.path.getsize(upload.path)
+            if size > self.max_bytes:
+                raise _user_error(f"{upload.name}: {size / 2**20:.1f} MB is larger than the "
+                                  f"{self.settings.max_upload_mb:g} MB upload limit")
+            source = upload.path
+        try:
+            return read_image(source, max_pixels=self.settings.max_pixels, name=upload.name)
+        except ImageError as exc:
+            raise _user_error(str(exc)) from None
+
+    def segment(self, image: Upload | None, resolution: str):
+        """The ``segment`` API: (image, "half"|"full") -> overlay, map, legend, summary, files, JSON."""
+        upload = image
+        if upload is None:
+            return (None,) * 7 + (None,)
+        if resolution not in RESOLUTIONS:
+            raise _user_error(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
+        image = self.load(upload)
+        result = segment_photo(self.predictor, image, resolution=resolution, max_side=self.settings.max_side)
+        color_file, label_file = self._write_downloads(result, upload.name)
+        return (
+            result.overlay(DEFAULT_OPACITY),
+            result.color,
+            legend_html(result.legend),
+            summary_markdown(result, self.predictor.name),
+            color_file,
+            label_file,
+            summary_dict(result, self.predictor.name),
+            result,
+        )
+
+    def reblend(self, result: DemoResult | None, opacity: float):
+        return None if result is None else result.overlay(opacity)
+
+    def _write_downloads(self, result: DemoResult, name: str) -> tuple[str, str]:
+        # Written inside Gradio's (private) upload folder: served as this app's
+        # own outputs and deleted with the rest of the cache.
+        cache = Path(gr_utils.get_upload_folder())
+        cache.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="out-", dir=cache))
+        stem = _safe_stem(name)
+        color = write_png(folder / f"{stem}_color.png", result.color)
+        labels = write_png(folder / f"{stem}_trainIds.png", result.labels)
+        return str(color), str(labels)
+
+
+CSS = """
+.legend { border-collapse: collapse; width: 100%; }
+.legend td, .legend th { padding: 2px 8px; }
+.swatch { display: inline-block; width: 1.2em; height: 1.2em; border: 1px solid #8886; vertical-align: middle; }
+"""
+
+
+def build_app(*, predictor, settings: DemoSettings | None = None, examples: list[Path] | None = None) -> gr.Blocks:
+    """The demo page; launch it with ``launch_app`` (which sets the file-access rules)."""
+    settings = settings or DemoSettings()
+    handlers = DemoHandlers(predictor=predictor, settings=settings)
+    examples = list_examples() if examples is None else examples
+    with gr.Blocks(title="Street-scene segmentation", analytics_enabled=False,
+                   delete_cache=(settings.cache_age_s, settings.cache_age_s)) as demo:
+        gr.Markdown(
+            "# Street-scene segmentation\n"
+            f"MobileNetV3 + LR-ASPP (Howard et al., 2019), model **{html.escape(predictor.name)}**, "
+            f"{len(predictor.classes)} classes. Upload a street photo (JPEG, PNG or WebP, up to "
+            f"{settings.max_upload_mb:g} MB and {settings.max_pixels / 1e6:.0f} megapixels)."
+        )
+        state = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                photo = UploadedImage(label="Street photo", type="filepath", image_mode=None,
+                                      sources=["upload", "clipboard"], elem_id="photo")
+                resolution = gr.Radio([(label, key) for key, label in RESOLUTIONS.items()], value="half",
+                                      label="Model resolution", elem_id="resolution")
+                run = gr.Button("Segment", variant="primary", elem_id="run")
+                opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Overlay opacity",
+                                    elem_id="opacity")
+                if examples:
+                    gr.Examples([[str(p), "half"] for p in examples], inputs=[photo, resolution],
+                                label="Examples (synthetic street scenes)")
+            with gr.Column(scale=2):
+                overlay = gr.Image(label="Overlay", format="webp", interactive=False, elem_id="overlay")
+                segmap = gr.Image(label="Segmentation map", format="png", interactive=False, elem_id="segmap")
+                with gr.Row():
+                    legend = gr.HTML(label="Classes present", elem_id="legend")
+                    summary = gr.Markdown(label="Timing", elem_id="summary")
+                with gr.Row():
+                    color_file = gr.File(label="Colour map (PNG)", interactive=False, elem_id="color-file")
+                    label_file = gr.File(label="Label map (PNG of trainIds)", interactive=False,
+                                         elem_id="label-file")
+                with gr.Accordion("Result as JSON", open=False):
+                    details = gr.JSON(label="Details", elem_id="details")
+
+        outputs = [overlay, segmap, legend, summary, color_file, label_file, details, state]
+        common = dict(fn=handlers.segment, inputs=[photo, resolution], outputs=outputs,
+                      concurrency_limit=settings.concurrency, concurrency_id="model")
+        then = dict(fn=handlers.reblend, inputs=[state, opacity], outputs=overlay, api_visibility="private")
+        run.click(api_name=API_NAME, **common).then(**then)
+        # Uploading, picking an example or switching resolution re-runs at once.
+        photo.change(api_visibility="private", **common).then(**then)
+        resolution.change(api_visibility="private", **common).then(**then)
+        opacity.release(**then, queue=False)
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+    return demo
+
+
+def list_examples() -> list[Path]:
+    return sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+
+
+def private_temp_dir() -> Path:
+    """Point Gradio's upload/output cache at a fresh folder only this server uses.
+
+    By default every Gradio app on the machine shares /tmp/gradio and any file
+    there can be fetched by URL; a private folder (mode 0700) keeps other apps'
+    files, and ours from theirs, out of reach. Must run before the Blocks are built.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="segment-demo-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def launch_app(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
+               settings: DemoSettings | None = None, blocked: list[Path] = (),
+               block_thread: bool = True):
+    """Serve ``demo``; returns (app, local_url). ``blocked``: extra paths never served."""
+    settings = settings or DemoSettings()
+    blocked_paths = [str(Path(p).resolve()) for p in blocked]
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+        allowed_paths=[str(EXAMPLES_DIR)],  # the shipped example photos, nothing else of the package
+        blocked_paths=blocked_paths,
+        show_error=False,  # unexpected exceptions show as a generic error, not server internals
+        ssr_mode=False,  # no Node.js server; the page is the prebuilt static bundle
+        mcp_server=False,
+        pwa=False,
+        share=False,
+        quiet=True,
+        css=CSS,
+        theme=gr.themes.Default(),
+        prevent_thread_lock=not block_thread,
+    )[:2]

@@ -1,0 +1,117 @@
+"""What the demo does to one photo, without any web framework: testable on its own.
+
+The photo is first fitted inside ``max_side`` pixels (2048 = the model's full
+resolution width), so a 48 MP upload costs the page no more than a Cityscapes
+frame; the model itself runs at "half" (512x1024) or "full" (1024x2048) and its
+labels come back at the fitted photo's size.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from segment.images import blend, colorize
+from segment.predict import Prediction
+
+RESOLUTIONS = {"half": "half (512x1024)", "full": "full (1024x2048)"}
+DEFAULT_OPACITY = 0.5
+DEFAULT_MAX_SIDE = 2048
+
+
+@dataclass
+class LegendEntry:
+    train_id: int  # class index the model predicts
+    name: str
+    color: tuple[int, int, int]
+    share: float  # fraction of the photo's pixels, 0..1
+
+
+@dataclass
+class DemoResult:
+    photo: np.ndarray  # (H, W, 3) uint8, the photo as segmented (fitted within max_side)
+    color: np.ndarray  # (H, W, 3) uint8 colour map
+    labels: np.ndarray  # (H, W) uint8 class ids (trainIds)
+    legend: list[LegendEntry]  # classes present, largest share first
+    prediction: Prediction
+    original_size: tuple[int, int]  # (H, W) of the upload
+
+    def overlay(self, opacity: float = DEFAULT_OPACITY) -> np.ndarray:
+        return blend(self.photo, self.color, opacity)
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale (area filter, never upscale) so the longer side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def legend(labels: np.ndarray, classes: list[str], palette: np.ndarray) -> list[LegendEntry]:
+    counts = np.bincount(labels.ravel(), minlength=256)
+    total = labels.size
+    entries = [
+        LegendEntry(train_id=i, name=classes[i], color=tuple(int(c) for c in palette[i]), share=counts[i] / total)
+        for i in range(len(classes))
+        if counts[i] > 0
+    ]
+    return sorted(entries, key=lambda e: -e.share)
+
+
+def segment_photo(predictor, image: np.ndarray, *, resolution: str = "half",
+                  max_side: int = DEFAULT_MAX_SIDE) -> DemoResult:
+    """Segment one RGB uint8 photo at "half" or "full" resolution."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
+    photo = fit_within(image, max_side)
+    prediction = predictor.predict(photo, size=resolution)
+    color = colorize(prediction.labels, predictor.palette)
+    return DemoResult(photo=photo, color=color, labels=prediction.labels,
+                      legend=legend(prediction.labels, predictor.classes, predictor.palette),
+                      prediction=prediction, original_size=tuple(image.shape[:2]))
+
+
+def legend_html(entries: list[LegendEntry]) -> str:
+    """A swatch, the class name and its share of pixels per row (names escaped: they come from the checkpoint)."""
+    rows = "".join(
+        "<tr>"
+        f"<td><span class='swatch' style='background: rgb{e.color}'></span></td>"
+        f"<td>{html.escape(e.name)}</td><td style='text-align:right'>{100 * e.share:.1f}%</td>"
+        "</tr>"
+        for e in entries
+    )
+    return f"<table class='legend'><tr><th></th><th>class</th><th>pixels</th></tr>{rows}</table>"
+
+
+def summary_markdown(result: DemoResult, model_name: str) -> str:
+    p = result.prediction
+    h, w = result.photo.shape[:2]
+    oh, ow = result.original_size
+    fitted = f", fitted from {oh}x{ow}" if (oh, ow) != (h, w) else ""
+    return (
+        f"**{html.escape(model_name)}** on **{p.backend}** ({p.precision}), model input "
+        f"{p.input_size[0]}x{p.input_size[1]}: model **{p.model_ms:.0f} ms**, whole prediction "
+        f"{p.total_ms:.0f} ms. Output {h}x{w}{fitted} (sizes are height x width)."
+    )
+
+
+def summary_dict(result: DemoResult, model_name: str) -> dict:
+    """Machine-readable result for API users (the JSON output)."""
+    p = result.prediction
+    return {
+        "model": model_name,
+        "backend": p.backend,
+        "precision": p.precision,
+        "model_input_hw": list(p.input_size),
+        "output_hw": list(result.photo.shape[:2]),
+        "original_hw": list(result.original_size),
+        "model_ms": round(p.model_ms, 2),
+        "total_ms": round(p.total_ms, 2),
+        "classes": [{"train_id": e.train_id, "name": e.name, "share": round(e.share, 6)} for e in result.legend],
+    }

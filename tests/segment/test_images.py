@@ -1,0 +1,117 @@
+"""Reading user images (segment.images): orientation, modes, limits, damaged files; atomic PNG writes."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segment.images import ImageError, blend, colorize, read_image, write_png
+
+
+def encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_exif_orientation_is_applied():
+    # A 40x20 photo stored sideways with "rotate 90 CW to view" (orientation 6).
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(Image.fromarray(arr), "JPEG", quality=95, exif=exif.tobytes())
+    out = read_image(data)
+    assert out.shape == (40, 20, 3)  # upright: taller than wide
+    assert out[2, 10, 0] > 200 and out[-3, 10, 0] < 60  # the red half is now on top
+
+
+@pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("RGB", "WEBP"),
+                                      ("CMYK", "JPEG"), ("LA", "PNG"), ("1", "PNG"), ("RGB", "BMP")])
+def test_modes_and_formats_become_rgb(mode, fmt):
+    im = Image.new("RGB", (16, 8), (10, 200, 30)).convert(mode)
+    out = read_image(encode(im, fmt, **({"lossless": True} if fmt == "WEBP" else {})))
+    assert out.shape == (8, 16, 3) and out.dtype == np.uint8
+
+
+def test_transparent_pixels_show_on_white():
+    out = read_image(encode(Image.new("RGBA", (4, 4), (255, 0, 0, 0)), "PNG"))
+    assert (out == 255).all()
+
+
+def test_16bit_grey_is_scaled_not_clipped():
+    im = Image.fromarray(np.full((4, 4), 32896, np.uint16))  # mid grey in 16 bits
+    out = read_image(encode(im, "PNG"))
+    assert (out == 128).all()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    data = bytearray(encode(Image.new("RGB", (1, 1)), "PNG"))
+    struct.pack_into(">II", data, 16, width, height)
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def test_too_many_pixels_refused_from_header():
+    with pytest.raises(ImageError, match=r"3000x2000 = 6.0 megapixels, above the limit of 4 MP"):
+        read_image(png_declaring(3000, 2000), max_pixels=4_000_000, name="big.png")
+
+
+def test_decompression_bomb_beyond_pillows_limit_refused():
+    # 400 MP: Pillow itself refuses before we see the size; the message must still be ours.
+    with pytest.raises(ImageError, match="megapixels"):
+        read_image(png_declaring(20000, 20000), name="bomb.png")
+
+
+def test_real_compressed_bomb_refused(tmp_path):
+    # 10000x10000 1-bit PNG: ~20 KB on disk, 300 MB once decoded to RGB.
+    path = tmp_path / "bomb.png"
+    Image.new("1", (10000, 10000)).save(path)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ImageError, match="100.0 megapixels"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("payload,match", [
+    (b"just some text\n", "not an image"),
+    (b"", "not an image"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "not an image"),
+])
+def test_non_images_refused(payload, match):
+    with pytest.raises(ImageError, match=match):
+        read_image(payload, name="x")
+
+
+def test_gif_is_not_accepted():
+    with pytest.raises(ImageError, match="JPEG, PNG or WebP"):
+        read_image(encode(Image.new("RGB", (4, 4)), "GIF"))
+
+
+def test_truncated_png_refused_with_file_name(tmp_path):
+    data = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)), "PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match=r"cut\.png: the image is damaged or truncated"):
+        read_image(path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(ImageError, match="folder"):
+        read_image(tmp_path)
+
+
+def test_colorize_blend_and_atomic_write(tmp_path):
+    labels = np.array([[0, 1], [255, 1]], np.uint8)
+    color = colorize(labels, [[1, 2, 3], [4, 5, 6]])
+    assert color.tolist() == [[[1, 2, 3], [4, 5, 6]], [[0, 0, 0], [4, 5, 6]]]  # 255 (ignore) is black
+    assert (blend(np.full_like(color, 9), color, 1.0) == color).all()
+    path = write_png(tmp_path / "sub" / "a.png", labels)
+    assert (np.asarray(Image.open(path)) == labels).all()
+    assert [p.name for p in path.parent.iterdir()] == ["a.png"]  # no temporary file left
