@@ -1,47 +1,87 @@
 """The one inference path: CLI, demo and benchmark all call ``Predictor.predict``.
 
-(Minimal torch-only version; backends ONNX Runtime / OpenVINO come with issue 5.)
+A request is: resize to the run size (if needed) -> backend (normalization +
+network to 1/8-resolution logits, see ``segment.backends.graph``) -> exact
+bilinear-upsample argmax (``segment.postprocess``) -> nearest resize of the
+labels back to the image's size. Backends: torch, onnxruntime, openvino, at
+fp32 / bf16 / int8; ``backend="auto"`` measures the candidates on this machine
+and picks the fastest one whose labels agree with torch fp32 (the accuracy
+guard), and records why in ``Predictor.selections``.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from segment.backends import Backend, BackendError, BackendSpec, build_backend, candidate_specs, graph_key, resolve_threads
+from segment.backends.cache import default_cache_dir, write_json_atomic
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
+from segment.postprocess import upsample_argmax
 
 SIZES = {"half": (512, 1024), "full": (1024, 2048)}
+MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
+MAX_INT8_MIOU_DROP = 0.5  # mIoU points; int8 is offered only with a guard record under this
+
+log = logging.getLogger("segment.predict")
 
 
 @dataclass
 class Prediction:
     labels: np.ndarray  # (H, W) uint8 class indices (train ids) at the input image's size
-    model_ms: float  # the model alone
-    total_ms: float  # resize + normalize + model + argmax + resize back
+    model_ms: float  # the model alone (the backend's graph: normalization + network)
+    total_ms: float  # resize + model + upsample/argmax + resize back
+    backend: str  # backend really used ("torch", "onnxruntime", "openvino")
+    precision: str  # precision really used ("fp32", "bf16", "int8")
+    input_size: tuple[int, int]  # (H, W) the model ran at
+
+
+@dataclass
+class Selection:
+    """Why ``backend="auto"`` chose what it chose, for one input size."""
+
     backend: str
     precision: str
-    input_size: tuple[int, int]  # (H, W) the model ran at
+    size: tuple[int, int]
+    threads: int
+    candidates: list[dict] = field(default_factory=list)  # backend, precision, agreement, ms, chosen/skipped reason
 
 
 class Predictor:
     def __init__(self, *, model: torch.nn.Module, classes: list[str], palette: list[list[int]],
-                 mean: list[float], std: list[float], name: str = "model") -> None:
+                 mean: list[float], std: list[float], name: str = "model", backend: str = "torch",
+                 precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None,
+                 calib_data: str | Path | None = None, compile: bool = False, channels_last: bool = True,
+                 min_agreement: float = MIN_AGREEMENT) -> None:
         self.model = model.eval()
         self.classes = list(classes)
         self.palette = np.asarray(palette, dtype=np.uint8)
+        self.mean_unit, self.std_unit = list(map(float, mean)), list(map(float, std))
         self.mean = np.asarray(mean, dtype=np.float32) * 255.0
         self.std = np.asarray(std, dtype=np.float32) * 255.0
         self.name = name
-        self.backend = "torch"
-        self.precision = "fp32"
+        self.backend = backend  # requested; each Prediction says what really ran
+        self.precision = precision
+        self.threads = resolve_threads(threads)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.calib_data = calib_data
+        self.compile = compile
+        self.channels_last = channels_last
+        self.min_agreement = min_agreement
+        self.selections: dict[tuple[int, int], Selection] = {}
+        self._backends: dict[tuple[int, int], Backend] = {}
+        self._key: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None) -> "Predictor":
+    def from_checkpoint(cls, path: str | Path | None = None, **kwargs) -> "Predictor":
+        """``kwargs``: backend ("torch" | "onnxruntime" | "openvino" | "auto"), precision, threads, cache_dir, ..."""
         if path is None:
             from segment.bundled import default_checkpoint
 
@@ -49,21 +89,166 @@ class Predictor:
         ckpt = load_checkpoint(path)
         norm = ckpt["normalization"]
         return cls(model=model_from_checkpoint(ckpt), classes=ckpt["classes"], palette=ckpt["palette"],
-                   mean=norm["mean"], std=norm["std"], name=Path(path).stem)
+                   mean=norm["mean"], std=norm["std"], name=Path(path).stem, **kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs) -> "Predictor":
+        """A randomly initialised preset (for speed measurements; its labels mean nothing)."""
+        from segment.model import build_model
+        from segment.presets import get_preset
+
+        preset = get_preset(name)
+        n = preset.config.num_classes
+        return cls(model=build_model(preset.config), classes=[f"class{i}" for i in range(n)],
+                   palette=[[(37 * i) % 256, (91 * i) % 256, (173 * i) % 256] for i in range(n)],
+                   mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], name=preset.name, **kwargs)
+
+    # -- sizes and backends -------------------------------------------------------------------
+
+    @staticmethod
+    def run_size(image_hw: tuple[int, int], size: str | tuple[int, int]) -> tuple[int, int]:
+        if size == "native":
+            return tuple(image_hw)
+        if isinstance(size, str):
+            if size not in SIZES:
+                raise BackendError(f"unknown size {size!r}; choose half, full, native or (H, W)")
+            return SIZES[size]
+        return tuple(int(v) for v in size)
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            self._key = graph_key(self.model, mean=self.mean_unit, std=self.std_unit)
+        return self._key
+
+    def build(self, spec: BackendSpec, size: tuple[int, int]) -> Backend:
+        return build_backend(self.model, mean=self.mean_unit, std=self.std_unit, size=size, spec=spec,
+                             cache_dir=self.cache_dir, calib_data=self.calib_data)
+
+    def backend_for(self, size: tuple[int, int]) -> Backend:
+        size = tuple(size)
+        if size not in self._backends:
+            if self.backend == "auto":
+                self._backends[size] = self._select(size)
+            else:
+                spec = BackendSpec(backend=self.backend, precision=self.precision, threads=self.threads,
+                                   compile=self.compile, channels_last=self.channels_last)
+                self._backends[size] = self.build(spec, size)
+        return self._backends[size]
+
+    # -- the request ----------------------------------------------------------------------------
+
+    def prepare(self, image: np.ndarray, run_hw: tuple[int, int]) -> np.ndarray:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise BackendError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+        h, w = image.shape[:2]
+        x = image if (h, w) == tuple(run_hw) else cv2.resize(image, (run_hw[1], run_hw[0]), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(x)[None]
 
     def predict(self, image: np.ndarray, *, size: str | tuple[int, int] = "half") -> Prediction:
         """Segment one RGB uint8 image (H, W, 3); ``size`` is "half", "full", "native" or (H, W)."""
         start = time.perf_counter()
         h, w = image.shape[:2]
-        run_hw = (h, w) if size == "native" else SIZES.get(size, size)
-        x = image if (h, w) == tuple(run_hw) else cv2.resize(image, (run_hw[1], run_hw[0]), interpolation=cv2.INTER_LINEAR)
-        x = ((x.astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)[None]
+        run_hw = self.run_size((h, w), size)
+        backend = self.backend_for(run_hw)
+        x = self.prepare(image, run_hw)
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            logits = self.model(torch.from_numpy(np.ascontiguousarray(x)))
+        logits = backend.run(x)
         model_ms = (time.perf_counter() - t0) * 1e3
-        labels = logits.argmax(1)[0].to(torch.uint8).numpy()
+        labels = upsample_argmax(logits, run_hw)
         if labels.shape != (h, w):
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         return Prediction(labels=labels, model_ms=model_ms, total_ms=(time.perf_counter() - start) * 1e3,
-                          backend=self.backend, precision=self.precision, input_size=tuple(run_hw))
+                          backend=backend.name, precision=backend.precision, input_size=tuple(run_hw))
+
+    def reference_labels(self, image: np.ndarray, size: str | tuple[int, int] = "native") -> np.ndarray:
+        """The accuracy guard's reference: plain torch fp32 eager, the model's own full-size resize, argmax."""
+        h, w = image.shape[:2]
+        run_hw = self.run_size((h, w), size)
+        x = self.prepare(image, run_hw)[0]
+        x = ((x.astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)[None]
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            labels = self.model(torch.from_numpy(np.ascontiguousarray(x))).argmax(1)[0].to(torch.uint8).numpy()
+        if labels.shape != (h, w):
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        return labels
+
+    # -- backend="auto" --------------------------------------------------------------------------
+
+    def guard_images(self, size: tuple[int, int], count: int = 2) -> list[np.ndarray]:
+        from segment.quantize import calibration_images
+
+        return calibration_images(size, folder=self.calib_data, count=count) if self.calib_data else \
+            calibration_images(size, count=count)
+
+    def guard_record(self, spec: BackendSpec, size: tuple[int, int]) -> dict | None:
+        """The mIoU guard result written by ``segment bench --guard-data``, if any."""
+        path = guard_record_path(self.cache_dir, self.key, size, spec.backend, spec.precision)
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _select(self, size: tuple[int, int]) -> Backend:
+        images = self.guard_images(size)
+        refs = [self.reference_labels(img) for img in images]
+        best: tuple[float, Backend] | None = None
+        report = []
+        for spec in candidate_specs(threads=self.threads):
+            row = {"backend": spec.backend, "precision": spec.precision}
+            report.append(row)
+            if spec.precision == "int8":
+                rec = self.guard_record(spec, size)
+                if rec is None or rec.get("miou_drop", 1e9) >= MAX_INT8_MIOU_DROP:
+                    row["skipped"] = ("no mIoU guard record (run 'segment bench --guard-data')" if rec is None
+                                      else f"mIoU drop {rec['miou_drop']:.2f} >= {MAX_INT8_MIOU_DROP}")
+                    continue
+            try:
+                backend = self.build(spec, size)
+                agree = float(np.mean([np.mean(self._labels(backend, img, size) == ref) for img, ref in zip(images, refs)]))
+                ms = _median_ms(lambda: self._labels(backend, images[0], size), runs=3)
+            except Exception as exc:  # a backend that cannot run here is skipped, with the reason kept
+                row["skipped"] = f"{type(exc).__name__}: {exc}"
+                continue
+            row.update(precision=backend.precision, agreement=agree, request_ms=ms)
+            if agree < self.min_agreement:
+                row["skipped"] = f"agreement {agree:.4f} < {self.min_agreement}"
+                continue
+            if best is None or ms < best[0]:
+                best = (ms, backend)
+        if best is None:
+            raise BackendError(f"no backend passed the accuracy guard at {size}: {report}")
+        chosen = best[1]
+        for row in report:
+            row["chosen"] = row.get("skipped") is None and row["backend"] == chosen.name and row["precision"] == chosen.precision
+        self.selections[size] = Selection(backend=chosen.name, precision=chosen.precision, size=size,
+                                          threads=self.threads, candidates=report)
+        log.info("auto backend at %dx%d: %s %s (%.1f ms per request)", size[0], size[1], chosen.name,
+                 chosen.precision, best[0])
+        return chosen
+
+    def _labels(self, backend: Backend, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        return upsample_argmax(backend.run(image[None]), size)
+
+
+def guard_record_path(cache_dir: Path, key: str, size: tuple[int, int], backend: str, precision: str) -> Path:
+    return Path(cache_dir) / key / f"{size[0]}x{size[1]}" / f"guard-{backend}-{precision}.json"
+
+
+def save_guard_record(cache_dir: Path, key: str, size: tuple[int, int], backend: str, precision: str, record: dict) -> Path:
+    path = guard_record_path(cache_dir, key, size, backend, precision)
+    write_json_atomic(path, record)
+    return path
+
+
+def _median_ms(fn, *, runs: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))

@@ -1,0 +1,142 @@
+"""Inference backends: torch, ONNX Runtime, OpenVINO, each at fp32 / bf16 / int8 where it can.
+
+``build_backend`` turns a model into a runnable graph for one input size,
+exporting (and caching) ONNX / OpenVINO IR / int8 files on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+from pathlib import Path
+
+import torch
+
+from segment.backends.base import BACKENDS, PRECISIONS, Backend, BackendError, BackendSpec, resolve_threads
+from segment.backends.cache import default_cache_dir, model_key
+from segment.backends.graph import InferenceGraph
+
+__all__ = [
+    "BACKENDS", "PRECISIONS", "Backend", "BackendError", "BackendSpec", "InferenceGraph",
+    "available_backends", "build_backend", "graph_key", "candidate_specs", "export_artifact", "resolve_threads",
+]
+
+
+def graph_key(model: torch.nn.Module, *, mean, std) -> str:
+    """The cache key of a model's exports: weights, config-shaped state and normalization."""
+    return model_key(InferenceGraph(model=model, mean=mean, std=std))
+
+
+def available_backends() -> list[str]:
+    found = ["torch"]
+    for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
+        if importlib.util.find_spec(module) is not None:
+            found.append(name)
+    return found
+
+
+def candidate_specs(*, threads: int | None = None) -> list[BackendSpec]:
+    """Every backend x precision this machine can run (int8 included; the guard decides on it)."""
+    from segment.backends.torch_backend import cpu_has_bf16
+
+    specs = []
+    for backend in available_backends():
+        for precision in PRECISIONS:
+            if backend == "torch" and precision == "int8":
+                continue
+            if backend == "onnxruntime" and precision == "bf16":
+                continue  # ORT's CPU provider has no bf16 kernels for these ops
+            if precision == "bf16" and not cpu_has_bf16():
+                continue
+            specs.append(BackendSpec(backend=backend, precision=precision, threads=threads))
+    return specs
+
+
+def _calib_tag(calib_data: str | Path | None, count: int) -> str:
+    if calib_data is None:
+        return f"synthetic{count}"
+    from segment.quantize import list_images
+
+    files = list_images(calib_data, limit=count)
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.resolve()).encode())
+        h.update(str(f.stat().st_size).encode())
+    return "calib" + h.hexdigest()[:10]
+
+
+def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: str, calib_data, calib_count: int,
+              cache_dir: Path | None) -> Path:
+    """The cached ONNX / OpenVINO file for this model, size and precision, exported if missing."""
+    from segment.export import export_graph_onnx, onnx_to_openvino
+
+    graph = InferenceGraph(model=model, mean=mean, std=std).eval()
+    folder = Path(cache_dir or default_cache_dir()) / model_key(graph) / f"{size[0]}x{size[1]}"
+    fp32 = folder / "graph-fp32.onnx"
+    if not fp32.exists():
+        export_graph_onnx(graph, fp32, size=tuple(size))
+    onnx_path = fp32
+    if precision == "int8":
+        tag = _calib_tag(calib_data, calib_count)
+        onnx_path = folder / f"graph-int8-{tag}.onnx"
+        if not onnx_path.exists():
+            from segment.quantize import calibration_images, quantize_onnx
+
+            quantize_onnx(fp32, onnx_path, images=calibration_images(tuple(size), folder=calib_data, count=calib_count))
+    if fmt == "onnx":
+        return onnx_path
+    xml = onnx_path.with_name(onnx_path.stem + ".ir") / "model.xml"
+    if not xml.exists():
+        xml = onnx_to_openvino(onnx_path, onnx_path.with_suffix(".xml"))
+    return xml
+
+
+def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32", calib_data=None,
+                    calib_count: int = 16, out: str | Path | None = None, cache_dir: Path | None = None) -> Path:
+    """``segment export``: the cached artefact, copied to ``out`` when one is given."""
+    if fmt not in ("onnx", "openvino"):
+        raise BackendError(f"unknown export format {fmt!r}; choose onnx or openvino")
+    if fmt == "openvino" and importlib.util.find_spec("openvino") is None:
+        raise BackendError("OpenVINO is not installed; pip install 'mnv3-lraspp[export]' (or openvino)")
+    path = _artifact(model, mean=mean, std=std, size=size, fmt=fmt, precision=precision, calib_data=calib_data,
+                     calib_count=calib_count, cache_dir=cache_dir)
+    if out is None:
+        return path
+    out = Path(out)
+    from segment.backends.cache import atomic_write
+
+    if fmt == "onnx":
+        return atomic_write(out, lambda tmp: shutil.copyfile(path, tmp))
+    # OpenVINO: out names the .xml; its .bin goes beside it.
+    out_xml = out if out.suffix == ".xml" else out / "model.xml"
+    atomic_write(out_xml.with_suffix(".bin"), lambda tmp: shutil.copyfile(path.with_suffix(".bin"), tmp))
+    return atomic_write(out_xml, lambda tmp: shutil.copyfile(path, tmp))
+
+
+def build_backend(model: torch.nn.Module, *, mean, std, size: tuple[int, int], spec: BackendSpec,
+                  cache_dir: Path | None = None, calib_data=None, calib_count: int = 16) -> Backend:
+    if spec.backend not in BACKENDS:
+        raise BackendError(f"unknown backend {spec.backend!r}; choose one of {', '.join(BACKENDS)} or auto")
+    if spec.precision not in PRECISIONS:
+        raise BackendError(f"unknown precision {spec.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if spec.backend not in available_backends():
+        raise BackendError(f"backend {spec.backend} is not installed here; pip install {spec.backend}")
+    size = tuple(int(v) for v in size)
+    if spec.backend == "torch":
+        from segment.backends.torch_backend import TorchBackend
+
+        return TorchBackend(graph=InferenceGraph(model=model, mean=mean, std=std), size=size, spec=spec)
+    fmt = "onnx" if spec.backend == "onnxruntime" else "openvino"
+    # Check the precision before a slow export.
+    if spec.backend == "onnxruntime" and spec.precision == "bf16":
+        raise BackendError("onnxruntime backend runs fp32 or int8, not 'bf16'")
+    path = _artifact(model, mean=mean, std=std, size=size, fmt=fmt, precision=spec.precision, calib_data=calib_data,
+                     calib_count=calib_count, cache_dir=cache_dir)
+    if spec.backend == "onnxruntime":
+        from segment.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(onnx_path=path, size=size, spec=spec)
+    from segment.backends.openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(model_path=path, size=size, spec=spec)

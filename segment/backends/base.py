@@ -1,0 +1,45 @@
+"""What a backend is: a compiled graph for one input size that maps an image to logits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from segment.errors import UserError
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+class BackendError(UserError):
+    """A backend or precision this machine or installation cannot run."""
+
+
+@dataclass
+class BackendSpec:
+    backend: str  # "torch" | "onnxruntime" | "openvino"
+    precision: str = "fp32"  # requested: "fp32" | "bf16" | "int8"
+    threads: int | None = None  # None: all cores torch sees
+    compile: bool = False  # torch only: torch.compile the graph
+    channels_last: bool = True  # torch only: NHWC activations (oneDNN's fast path)
+
+
+class Backend:
+    """One input size, one backend, one precision. ``run`` is the model alone."""
+
+    name: str
+    precision: str  # the precision really used (e.g. OpenVINO's bf16 when asked for its default)
+    size: tuple[int, int]
+    threads: int
+
+    def run(self, image: np.ndarray) -> np.ndarray | torch.Tensor:
+        """image (1, H, W, 3) uint8 RGB at ``size`` -> logits (classes, h, w) float32."""
+        raise NotImplementedError
+
+
+def resolve_threads(threads: int | None) -> int:
+    import os
+
+    return int(threads) if threads else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

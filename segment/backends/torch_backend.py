@@ -1,0 +1,44 @@
+"""PyTorch eager (optionally channels_last, bf16 autocast, torch.compile)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from segment.backends.base import Backend, BackendError, BackendSpec, resolve_threads
+from segment.backends.graph import InferenceGraph
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, *, graph: InferenceGraph, size: tuple[int, int], spec: BackendSpec) -> None:
+        if spec.precision not in ("fp32", "bf16"):
+            raise BackendError(f"torch backend runs fp32 or bf16, not {spec.precision!r}; use onnxruntime or openvino for int8")
+        if spec.precision == "bf16" and not cpu_has_bf16():
+            raise BackendError("this CPU has no bf16 instructions (avx512_bf16/amx); use precision fp32")
+        self.size = tuple(size)
+        self.threads = resolve_threads(spec.threads)
+        self.precision = spec.precision
+        graph = copy.deepcopy(graph).eval()
+        if spec.channels_last:
+            graph = graph.to(memory_format=torch.channels_last)
+        self.graph = torch.compile(graph) if spec.compile else graph
+        self.compiled = spec.compile
+
+    def run(self, image: np.ndarray) -> torch.Tensor:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.graph(torch.from_numpy(image))
+        return logits[0].float()

@@ -1,0 +1,114 @@
+"""int8 post-training quantization (static, QDQ) with ONNX Runtime's quantizer.
+
+The QDQ model runs in ONNX Runtime and in OpenVINO (which turns the QDQ pairs
+into its own int8 kernels), so one calibrated file serves both backends.
+Calibration images are real dataset images where the user gives a folder
+(``--calib-data``), else synthetic street-like scenes (weaker: say so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from segment.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
+
+
+def synthetic_scene(height: int, width: int, *, seed: int) -> np.ndarray:
+    """A street-like RGB uint8 test image: sky, buildings, road, a few cars, sensor noise.
+
+    Not a dataset image; only meant to give activations a plausible range and
+    a guard input with large uniform regions and real edges.
+    """
+    rng = np.random.default_rng(seed)
+    img = np.empty((height, width, 3), np.float32)
+    horizon = int(height * rng.uniform(0.35, 0.55))
+    sky = np.array([rng.uniform(150, 220), rng.uniform(170, 230), rng.uniform(200, 255)], np.float32)
+    img[:horizon] = sky * np.linspace(0.8, 1.0, horizon, dtype=np.float32)[:, None, None]
+    img[horizon:] = np.array([90, 90, 95], np.float32) * rng.uniform(0.7, 1.2)
+    x = 0
+    while x < width:  # buildings
+        w = int(rng.uniform(0.05, 0.2) * width)
+        top = int(rng.uniform(0.05, 0.9) * horizon)
+        img[top:horizon, x:x + w] = rng.uniform(40, 200, 3)
+        x += w
+    for _ in range(rng.integers(2, 6)):  # cars
+        ch, cw = int(height * rng.uniform(0.05, 0.15)), int(width * rng.uniform(0.05, 0.15))
+        cy, cx = int(rng.uniform(horizon, height - ch)), int(rng.uniform(0, width - cw))
+        img[cy:cy + ch, cx:cx + cw] = rng.uniform(0, 255, 3)
+    img += rng.normal(0, 6, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def list_images(folder: str | Path, *, limit: int | None = None) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"calibration/guard folder {folder} does not exist; pass a folder of RGB images (png/jpg)")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"no images (png/jpg) found under {folder}; pass a folder of dataset images")
+    if limit and len(files) > limit:
+        # Spread the picks over the whole folder (cities/sequences), not the first few frames.
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    return files
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError(f"cannot read image {path}; is it a valid png/jpg?")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def calibration_images(size: tuple[int, int], *, folder: str | Path | None = None, count: int = 16) -> list[np.ndarray]:
+    """``count`` RGB uint8 images at ``size`` (H, W): from ``folder`` if given, else synthetic."""
+    h, w = size
+    if folder is None:
+        return [synthetic_scene(h, w, seed=1000 + i) for i in range(count)]
+    return [cv2.resize(read_rgb(p), (w, h), interpolation=cv2.INTER_LINEAR) for p in list_images(folder, limit=count)]
+
+
+class _Reader:
+    """onnxruntime.quantization.CalibrationDataReader over a list of images."""
+
+    def __init__(self, input_name: str, images: Iterable[np.ndarray]) -> None:
+        self._items = iter([{input_name: img[None]} for img in images])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def quantize_onnx(fp32_path: str | Path, out_path: str | Path, *, images: list[np.ndarray]) -> Path:
+    """Write a static int8 QDQ model of ``fp32_path`` calibrated on ``images`` (1, H, W, 3 uint8 each)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from segment.backends.cache import atomic_write
+
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+
+    def write(tmp: Path) -> None:
+        prepared = tmp.with_suffix(".pre.onnx")
+        # Folds BN and infers shapes first, as ORT's quantization guide advises.
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared), str(tmp), _Reader(input_name, images),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,  # depthwise convs have very different ranges per channel
+            calibrate_method=CalibrationMethod.MinMax,
+            # The input is uint8 pixels: keep the normalization (Sub/Div) in float.
+            nodes_to_exclude=[],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        prepared.unlink(missing_ok=True)
+
+    return atomic_write(out_path, write)
