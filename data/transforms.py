@@ -72,23 +72,35 @@ class RandomScaleCrop(A.DualTransform):
             [[1.0 / sx, 0.0, (x0 + 0.5) / sx - 0.5], [0.0, 1.0 / sy, (y0 + 0.5) / sy - 0.5]],
             dtype=np.float64,
         )
-        return {"matrix": matrix}
+        # Output pixels that come from the image; the rest is padding. Exactly the region
+        # that scale -> pad -> crop would fill with image pixels.
+        inside = (max(0, -y0), min(ch, sh - y0), max(0, -x0), min(cw, sw - x0))
+        return {"matrix": matrix, "inside": inside}
 
-    def _warp(self, img: np.ndarray, matrix: np.ndarray, interpolation: int, fill: float) -> np.ndarray:
+    def _warp(self, img: np.ndarray, matrix: np.ndarray, inside, interpolation: int, fill: float) -> np.ndarray:
         ch, cw = self.size
-        out = cv2.warpAffine(
-            img, matrix, (cw, ch), flags=interpolation | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(fill, fill, fill, fill),
-        )
+        # Replicate at the border so bilinear never blends the fill into edge pixels, then
+        # write the fill outside the image's footprint (sharp padding, as with PadIfNeeded).
+        out = cv2.warpAffine(img, matrix, (cw, ch), flags=interpolation | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
         if img.ndim == 3 and out.ndim == 2:  # cv2 drops a trailing channel of size 1
             out = out[..., None]
+        top, bottom, left, right = inside
+        if top > 0:
+            out[:top] = fill
+        if bottom < ch:
+            out[bottom:] = fill
+        if left > 0:
+            out[:, :left] = fill
+        if right < cw:
+            out[:, right:] = fill
         return out
 
-    def apply(self, img: np.ndarray, matrix: np.ndarray, **params: Any) -> np.ndarray:
-        return self._warp(img, matrix, cv2.INTER_LINEAR, self.fill)
+    def apply(self, img: np.ndarray, matrix: np.ndarray, inside, **params: Any) -> np.ndarray:
+        return self._warp(img, matrix, inside, cv2.INTER_LINEAR, self.fill)
 
-    def apply_to_mask(self, mask: np.ndarray, matrix: np.ndarray, **params: Any) -> np.ndarray:
-        return self._warp(mask, matrix, cv2.INTER_NEAREST, self.fill_mask)
+    def apply_to_mask(self, mask: np.ndarray, matrix: np.ndarray, inside, **params: Any) -> np.ndarray:
+        return self._warp(mask, matrix, inside, cv2.INTER_NEAREST, self.fill_mask)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("size", "scale", "fill", "fill_mask")

@@ -1,0 +1,125 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from data.labels import IGNORE_INDEX
+from data.transforms import MEAN, STD, eval_transform, train_transform
+
+VALID = set(range(19)) | {IGNORE_INDEX}
+
+
+def checker(h=120, w=200, block=16):
+    """A checkerboard-like pattern whose image encodes its mask: grey level 20 + 10 * trainId."""
+    yy, xx = np.mgrid[:h, :w]
+    mask = ((yy // block) * 7 + (xx // block) * 3) % 19
+    image = np.repeat((20 + 10 * mask)[..., None], 3, axis=2).astype(np.uint8)
+    return image, mask.astype(np.uint8)
+
+
+def denormalize(image: torch.Tensor) -> np.ndarray:
+    mean = torch.tensor(MEAN).view(3, 1, 1) * 255
+    std = torch.tensor(STD).view(3, 1, 1) * 255
+    return (image * std + mean).numpy()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_train_masks_hold_only_trainids_and_ignore(synth_root, fast):
+    from data.cityscapes import CityscapesDataset
+
+    transform = train_transform(crop=(120, 240), fast=fast)
+    transform.set_random_seed(0)
+    ds = CityscapesDataset(root=synth_root, split="train", validate=False, transform=transform)
+    seen = set()
+    for _ in range(3):
+        for i in range(len(ds)):
+            image, mask = ds[i]
+            assert image.shape == (3, 120, 240) and image.dtype == torch.float32
+            assert mask.shape == (120, 240) and mask.dtype == torch.int64
+            values = set(mask.unique().tolist())
+            assert values <= VALID
+            seen |= values
+    assert IGNORE_INDEX in seen  # padding (scaled image smaller than the crop) is ignore
+    assert len(seen) > 5
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_image_and_mask_stay_aligned(fast):
+    image, mask = checker()
+    t = train_transform(crop=(150, 150), scale=(0.5, 2.0), fast=fast)
+    t.set_random_seed(1)
+    for _ in range(30):
+        out = t(image=image, mask=mask)
+        grey = denormalize(out["image"])
+        m = out["mask"].numpy().astype(int)
+        assert set(np.unique(m)) <= VALID
+        valid = m != IGNORE_INDEX
+        assert valid.any()
+        # Away from block edges (where bilinear resampling blends neighbours) every pixel's
+        # grey level decodes to its mask value.
+        interior = valid & (cv2.erode(m.astype(np.uint8), np.ones((5, 5))) == cv2.dilate(m.astype(np.uint8), np.ones((5, 5))))
+        assert interior.sum() > 1000
+        match = np.abs(grey[0] - (20 + 10 * m)) < 3
+        assert match[interior].mean() > 0.99
+        # Padding: ignore in the mask, black (0 before normalization) in the image.
+        assert np.allclose(grey[:, ~valid], 0, atol=1e-3)
+
+
+def test_a_misaligned_pipeline_would_be_caught():
+    """The alignment check above is not vacuous: flipping only the image breaks it."""
+    image, mask = checker()
+    out = eval_transform()(image=image[:, ::-1].copy(), mask=mask)
+    grey, m = denormalize(out["image"]), out["mask"].numpy().astype(int)
+    assert (np.abs(grey[0] - (20 + 10 * m)) < 4).mean() < 0.5
+
+
+def test_scale_one_full_crop_is_identity():
+    image, mask = checker(64, 96)
+    out = train_transform(crop=(64, 96), scale=(1.0, 1.0), hflip=False)(image=image, mask=mask)
+    assert np.array_equal(out["mask"].numpy(), mask)
+    assert np.allclose(denormalize(out["image"]), image.transpose(2, 0, 1), atol=1e-3)
+
+
+def test_flip_happens_and_flips_both():
+    image, mask = checker(64, 96)
+    t = train_transform(crop=(64, 96), scale=(1.0, 1.0), hflip=True)
+    t.set_random_seed(2)
+    flipped = 0
+    for _ in range(40):
+        out = t(image=image, mask=mask)
+        m = out["mask"].numpy()
+        if np.array_equal(m, mask[:, ::-1]):
+            flipped += 1
+            assert np.allclose(denormalize(out["image"])[0], image[:, ::-1, 0], atol=1e-3)
+        else:
+            assert np.array_equal(m, mask)
+    assert 5 < flipped < 35
+
+
+def test_fast_and_reference_pipelines_scale_alike():
+    """Both paths draw the scale from the same range: the share of padding matches on average."""
+    image, mask = checker(100, 100)
+    shares = {}
+    for fast in (True, False):
+        t = train_transform(crop=(100, 100), fast=fast, hflip=False)
+        t.set_random_seed(3)
+        shares[fast] = np.mean([(t(image=image, mask=mask)["mask"].numpy() == IGNORE_INDEX).mean() for _ in range(400)])
+    # Padding share for a crop the image's size: 1 - s^2 for s < 1, else 0; with s ~ U(0.5, 2)
+    # its mean is (2/3 - (1/2 - 1/24)) / 1.5 = 0.139.
+    for share in shares.values():
+        assert share == pytest.approx(0.139, abs=0.03)
+
+
+def test_eval_keeps_size_and_normalizes():
+    image, mask = checker(64, 128)
+    out = eval_transform()(image=image, mask=mask)
+    assert out["image"].shape == (3, 64, 128) and out["mask"].shape == (64, 128)
+    expected = (image[0, 0, 0] / 255.0 - MEAN[0]) / STD[0]
+    assert out["image"][0, 0, 0].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_eval_at_half_resizes_only_the_image():
+    image, mask = checker(128, 256)
+    out = eval_transform(size=(64, 128))(image=image, mask=mask)
+    assert out["image"].shape == (3, 64, 128)
+    assert np.array_equal(out["mask"].numpy(), mask)  # scored at the label's full size
