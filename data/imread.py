@@ -39,7 +39,7 @@ def read_label(path: str | Path) -> np.ndarray:
 
         with Image.open(path) as pil:
             if pil.mode == "P":
-                lab = np.asarray(pil)
+                lab = np.array(pil)
     if lab.ndim != 2 or lab.dtype != np.uint8:
         raise DatasetError(
             f"{path}: a label must be a single-channel 8-bit PNG of class ids, "

@@ -1,0 +1,47 @@
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from data.base import worker_init_fn
+from data.build import build_dataset
+from data.camvid import CamVidDataset
+from data.cityscapes import CityscapesDataset
+from data.errors import DatasetError
+from data.transforms import train_transform
+from segment.cli import main
+
+
+def test_build_by_name(synth_root):
+    assert isinstance(build_dataset(name="synthetic", root=synth_root, split="val"), CityscapesDataset)
+    assert isinstance(build_dataset(name="cityscapes", root=synth_root, split="train"), CityscapesDataset)
+    with pytest.raises(DatasetError, match="unknown dataset 'kitti'"):
+        build_dataset(name="kitti", root=synth_root, split="train")
+    with pytest.raises(DatasetError, match="folder not found"):
+        build_dataset(name="camvid", root=synth_root, split="train")
+
+
+def test_dataloader_with_workers_batches(synth_root):
+    ds = build_dataset(name="synthetic", root=synth_root, split="train", transform=train_transform(crop=(64, 96)))
+    loader = DataLoader(ds, batch_size=2, num_workers=2, worker_init_fn=worker_init_fn)
+    images, masks = next(iter(loader))
+    assert images.shape == (2, 3, 64, 96) and images.dtype == torch.float32
+    assert masks.shape == (2, 64, 96) and masks.dtype == torch.int64
+
+
+def test_synth_then_check_cli(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "s"), "--n", "2", "--size", "64x128", "--seed", "4"]) == 0
+    assert main(["data", "check", "--dataset", "synthetic", "--root", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "train       2 image/label pairs" in out and "val         2 image/label pairs" in out
+
+
+def test_check_cli_reports_one_line_and_status_2(tmp_path, capsys):
+    assert main(["data", "check", "--dataset", "cityscapes", "--root", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "segment data: error:" in err and "missing: dataset root not found" in err
+    assert "Traceback" not in err
+
+
+def test_synth_cli_bad_size(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path), "--n", "1", "--size", "5000x10"]) == 2
+    assert "size 5000x10" in capsys.readouterr().err
