@@ -1,4 +1,5 @@
-"""``segment data check``: validate a dataset on its own and print counts per split."""
+"""``segment data``: ``check`` validates a dataset and prints counts per split;
+``recompress`` copies a Cityscapes tree with PNGs that decode faster."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="comma-separated splits (default: train,val; folder: the split folders present)")
     check.add_argument("--deep", action="store_true",
                        help="also decode every image in full (slow; catches corruption inside files)")
+    rec = sub.add_parser("recompress", help="copy a Cityscapes tree with PNGs stored at a faster-to-decode level")
+    rec.add_argument("--root", required=True, help="the Cityscapes (or synthetic) tree to read")
+    rec.add_argument("--out", required=True, help="folder for the copy (the original is never modified)")
+    rec.add_argument("--level", type=int, default=0, help="PNG zlib level 0-9 (default 0: stored, fastest to decode)")
 
 
 def check_dataset(*, dataset: str, root: str, splits: tuple[str, ...] | None = None, deep: bool = False) -> dict[str, int]:
@@ -35,6 +40,13 @@ def check_dataset(*, dataset: str, root: str, splits: tuple[str, ...] | None = N
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.data_command == "recompress":
+        from .recompress import recompress_tree
+
+        start = time.perf_counter()
+        n = recompress_tree(src=args.root, out=args.out, level=args.level)
+        print(f"wrote {n} PNGs at zlib level {args.level} to {args.out} in {time.perf_counter() - start:.1f} s")
+        return 0
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip()) if args.splits else None
     start = time.perf_counter()
     counts = check_dataset(dataset=args.dataset, root=args.root, splits=splits, deep=args.deep)

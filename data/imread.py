@@ -14,15 +14,19 @@ from .errors import DatasetError
 # on top of torch's: the loaders call cv2.setNumThreads(0) in their worker init.
 
 
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """An HxWx3 uint8 RGB image; DatasetError if the file cannot be decoded."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # IMREAD_COLOR_RGB (OpenCV >= 4.10) decodes straight to RGB: no extra cvtColor pass.
+    img = cv2.imread(str(path), _IMREAD_RGB) if _IMREAD_RGB is not None else cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise DatasetError(
             f"{path}: cannot read this image (missing, truncated or not an image); "
             "re-extract or re-download it, or remove it together with its label"
         )
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img if _IMREAD_RGB is not None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def read_label(path: str | Path) -> np.ndarray:

@@ -1,0 +1,207 @@
+"""Training-pipeline loading speed: images/s per worker at full resolution.
+
+    python -m data.loadbench                       # writes 8 synthetic 1024x2048 frames to a temp dir
+    python -m data.loadbench --root CITYSCAPES     # or measures a real tree (train split)
+    python -m data.loadbench --loader-workers 1,4,8,16   # also a real DataLoader with N workers
+
+The tree is also copied at PNG level 0 (``segment data recompress``) to time
+the faster-to-decode storage.
+
+Everything runs in this process (one worker) unless --loader-workers is given.
+Each figure is the median over all images x --repeat runs, after one warm-up pass.
+It times the stages separately (PNG decode, label decode + id mapping,
+geometric augmentation, normalization) and the whole ``dataset[i]`` of the
+reference (albumentations RandomScale -> PadIfNeeded -> RandomCrop) and the
+default fast pipeline (one warp), then says how many workers keep a GPU fed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def _median_ms(fn, items, repeat: int) -> float:
+    for item in items[: min(2, len(items))]:  # warm-up: page cache, OpenCV/allocator first-use
+        fn(item)
+    times = []
+    for _ in range(repeat):
+        for item in items:
+            start = time.perf_counter()
+            fn(item)
+            times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def _png_levels(image_path: Path, tmp: Path, repeat: int) -> list[dict]:
+    """Decode time and size of the same frame stored at several zlib levels."""
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    rows = []
+    for level in (0, 1, 3, 6, 9):
+        path = tmp / f"level{level}.png"
+        start = time.perf_counter()
+        cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, level])
+        write_ms = 1e3 * (time.perf_counter() - start)
+        ms = _median_ms(lambda p: cv2.imread(str(p), cv2.IMREAD_COLOR), [path] * 3, repeat)
+        rows.append({"level": level, "MB": round(path.stat().st_size / 1e6, 2), "decode_ms": round(ms, 1),
+                     "write_ms": round(write_ms, 1)})
+    return rows
+
+
+def measure(*, root: Path, crop: int, repeat: int, limit: int, stored_root: Path | None = None) -> dict:
+    import torch
+
+    from .cityscapes import CityscapesDataset
+    from .imread import read_rgb
+    from .transforms import train_transform
+
+    torch.set_num_threads(1)
+    base = CityscapesDataset(root=root, split="train", validate=False)
+    files = base.files[:limit]
+    idx = list(range(len(files)))
+    h, w = cv2.imread(str(files[0][0]), cv2.IMREAD_UNCHANGED).shape[:2]
+    loaded = [base.load(i) for i in idx]
+
+    stages = {}
+    stages["decode image: cv2.imread COLOR + cvtColor RGB"] = _median_ms(
+        lambda i: cv2.cvtColor(cv2.imread(str(files[i][0]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), idx, repeat)
+    stages["decode image: cv2.imread COLOR_RGB (used)"] = _median_ms(lambda i: read_rgb(files[i][0]), idx, repeat)
+    stages["decode label + labelId->trainId LUT"] = _median_ms(
+        lambda i: base.to_train_ids(cv2.imread(str(files[i][1]), cv2.IMREAD_UNCHANGED), files[i][1]), idx, repeat)
+
+    geo_ref = train_transform(crop=(crop, crop), fast=False)
+    geo_fast = train_transform(crop=(crop, crop), fast=True)
+    # geometric part alone = the pipeline without its last two steps (Normalize, ToTensorV2)
+    import albumentations as A
+
+    only_ref, only_fast = A.Compose(geo_ref.transforms[:-2]), A.Compose(geo_fast.transforms[:-2])
+    stages["augment: scale+pad+crop+flip, albumentations chain"] = _median_ms(
+        lambda i: only_ref(image=loaded[i][0], mask=loaded[i][1]), idx, repeat)
+    stages["augment: scale+crop+flip in one warp (used)"] = _median_ms(
+        lambda i: only_fast(image=loaded[i][0], mask=loaded[i][1]), idx, repeat)
+    crops = [only_fast(image=img, mask=m) for img, m in loaded]
+    norm = A.Compose(geo_fast.transforms[-2:])
+    stages[f"normalize + to tensor ({crop}x{crop})"] = _median_ms(
+        lambda i: norm(image=crops[i]["image"], mask=crops[i]["mask"]), idx, repeat)
+
+    pipelines = {}
+    for name, transform in (("reference (albumentations chain)", geo_ref), ("fast (one warp, default)", geo_fast)):
+        ds = CityscapesDataset(root=root, split="train", transform=transform, validate=False)
+        ms = _median_ms(lambda i: ds[i], idx, repeat)
+        pipelines[name] = {"ms": round(ms, 1), "images_per_s": round(1e3 / ms, 2)}
+    if stored_root is not None:
+        ds = CityscapesDataset(root=stored_root, split="train", transform=geo_fast, validate=False)
+        stored_files = ds.files[:limit]
+        stages["decode image: PNG stored at level 0 (segment data recompress)"] = _median_ms(
+            lambda i: read_rgb(stored_files[i][0]), idx, repeat)
+        stages["decode label + LUT: PNG stored at level 0"] = _median_ms(
+            lambda i: ds.to_train_ids(cv2.imread(str(stored_files[i][1]), cv2.IMREAD_UNCHANGED), stored_files[i][1]),
+            idx, repeat)
+        ms = _median_ms(lambda i: ds[i], idx, repeat)
+        pipelines["fast + tree recompressed at PNG level 0"] = {"ms": round(ms, 1), "images_per_s": round(1e3 / ms, 2)}
+    return {"image_size": [h, w], "crop": crop, "images": len(files), "repeat": repeat,
+            "stages_ms": {k: round(v, 1) for k, v in stages.items()}, "pipelines": pipelines}
+
+
+def measure_loader(*, root: Path, crop: int, workers: int, batch: int, batches: int) -> float:
+    """Aggregate images/s of a real DataLoader (after its first batch, which pays worker start-up)."""
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from .base import worker_init_fn
+    from .cityscapes import CityscapesDataset
+    from .transforms import train_transform
+
+    ds = CityscapesDataset(root=root, split="train", transform=train_transform(crop=(crop, crop)), validate=False)
+    sampler = RandomSampler(ds, replacement=True, num_samples=batch * (batches + 1))
+    loader = DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers,
+                        worker_init_fn=worker_init_fn, persistent_workers=False, prefetch_factor=4 if workers else None)
+    it = iter(loader)
+    next(it)
+    start = time.perf_counter()
+    n = 0
+    for images, _ in it:
+        n += images.shape[0]
+    took = time.perf_counter() - start
+    del it
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return n / took
+
+
+def workers_needed(images_per_s: float, *, batch: int = 16, steps_s=(0.1, 0.15, 0.2)) -> dict[str, int]:
+    return {f"{s:g} s/step": int(np.ceil(batch / s / images_per_s)) for s in steps_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data.loadbench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, help="a Cityscapes-layout tree (default: write synthetic frames)")
+    parser.add_argument("--n", type=int, default=8, help="synthetic frames to write (default 8)")
+    parser.add_argument("--size", default="1024x2048", help="synthetic frame size (default 1024x2048)")
+    parser.add_argument("--crop", type=int, default=769)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=16, help="images to time (default 16)")
+    parser.add_argument("--cv-threads", type=int, default=0,
+                        help="cv2.setNumThreads (0 = OpenCV single-threaded, as in DataLoader workers)")
+    parser.add_argument("--loader-workers", default="", help="comma-separated worker counts for a DataLoader run")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    cv2.setNumThreads(args.cv_threads)
+    with tempfile.TemporaryDirectory(prefix="loadbench-") as tmp:
+        root = args.root
+        if root is None:
+            from .synthetic import parse_size, write_synthetic_cityscapes
+
+            start = time.perf_counter()
+            root = write_synthetic_cityscapes(out=Path(tmp) / "cs", n=args.n, size=parse_size(args.size),
+                                              seed=0, splits=("train",))
+            print(f"wrote {args.n} synthetic frames at {args.size} in {time.perf_counter() - start:.1f} s")
+        from .recompress import recompress_tree
+
+        stored = Path(tmp) / "stored"
+        recompress_tree(src=root, out=stored, level=0)
+        result = measure(root=root, crop=args.crop, repeat=args.repeat, limit=args.limit, stored_root=stored)
+        first_image = sorted((root / "leftImg8bit" / "train").glob("*/*_leftImg8bit.png"))[0]
+        result["png_levels"] = _png_levels(first_image, Path(tmp), args.repeat)
+        result["cv2_threads"] = cv2.getNumThreads()
+        result["cpu"] = f"{os.cpu_count()} logical CPUs visible"
+        if args.loader_workers:
+            result["loader"] = {}
+            for workers in (int(v) for v in args.loader_workers.split(",")):
+                rate = measure_loader(root=root, crop=args.crop, workers=workers, batch=args.batch, batches=6)
+                result["loader"][workers] = round(rate, 1)
+                print(f"DataLoader, {workers} workers: {rate:.1f} images/s", flush=True)
+
+    h, w = result["image_size"]
+    print(f"\nframes {h}x{w}, crop {args.crop}, {result['images']} images x {args.repeat} runs, "
+          f"1 process, torch threads 1, cv2 threads {result['cv2_threads']}; median ms per image")
+    for name, ms in result["stages_ms"].items():
+        print(f"  {ms:8.1f} ms  {name}")
+    print("whole dataset[i] (decode + labels + augment + normalize):")
+    for name, r in result["pipelines"].items():
+        print(f"  {r['ms']:8.1f} ms  {r['images_per_s']:6.2f} images/s per worker  {name}")
+    print("PNG zlib level of the stored frame: size, decode time, write time:")
+    for row in result["png_levels"]:
+        print(f"  level {row['level']}: {row['MB']:5.2f} MB  decode {row['decode_ms']:6.1f} ms  write {row['write_ms']:7.1f} ms")
+    result["workers_for_batch16"] = {}
+    for name, r in result["pipelines"].items():
+        need = workers_needed(r["images_per_s"], batch=16)
+        result["workers_for_batch16"][name] = need
+        print(f"workers to feed batch 16, {name} ({r['images_per_s']:.2f} images/s each): "
+              + ", ".join(f"{k}: {v}" for k, v in need.items()))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
