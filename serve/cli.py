@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
         checkpoint = default_checkpoint()
     private_temp_dir()
+    # SIGTERM (systemd, docker stop, timeout) ends the server like Ctrl+C does, so
+    # Gradio closes cleanly and the private temp folder is removed at exit.
+    signal.signal(signal.SIGTERM, _interrupt)
     demo = build_app(predictor=predictor, settings=settings)
     print(f"segment demo: {predictor.name} on {predictor.backend}; open http://{args.host}:{args.port} "
           "(Ctrl+C to stop)", flush=True)

@@ -1,0 +1,186 @@
+"""``segment predict``: inputs, formats, the Cityscapes submission format, failures and resuming."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, labelid_to_trainid_lut, trainid_to_labelid_lut
+from segment import predict_cli
+from segment.checkpoint import make_checkpoint, save_checkpoint
+from segment.cli import main
+from segment.model import build_model
+from segment.predict import Prediction, Predictor
+from segment.presets import get_preset
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    config = get_preset("small").config
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
+    save_checkpoint(path, make_checkpoint(model=build_model(config), config=config, classes=CITYSCAPES_CLASSES,
+                                          palette=CITYSCAPES_PALETTE, mean=[0.485, 0.456, 0.406],
+                                          std=[0.229, 0.224, 0.225]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cityscapes(tmp_path_factory) -> Path:
+    from data.synthetic import write_synthetic_cityscapes
+
+    return write_synthetic_cityscapes(out=tmp_path_factory.mktemp("cs"), n=2, size=(64, 128), seed=3, splits=("val",))
+
+
+def photos(folder: Path, names: list[str], size=(48, 80)) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def predict(*args) -> int:
+    return main(["predict", *map(str, args)])
+
+
+@pytest.mark.parametrize("fmt,suffix,channels", [("color", "_color", 3), ("overlay", "_overlay", 3),
+                                                 ("trainid", "_trainIds", 1), ("labelid", "", 1)])
+def test_formats(tmp_path, checkpoint, fmt, suffix, channels):
+    (src,) = photos(tmp_path / "in", ["street.jpg"])
+    assert predict("--checkpoint", checkpoint, src, "--out", tmp_path / "out", "--format", fmt, "--size", "64x128") == 0
+    out = np.asarray(Image.open(tmp_path / "out" / f"street{suffix}.png"))
+    assert out.shape[:2] == (48, 80) and (out.ndim == 3) == (channels == 3)
+    labels = Predictor.from_checkpoint(checkpoint).predict(np.asarray(Image.open(src)), size=(64, 128)).labels
+    palette = np.asarray(CITYSCAPES_PALETTE, np.uint8)
+    if fmt == "color":
+        assert (out == palette[labels]).all()
+    elif fmt == "trainid":
+        assert (out == labels).all()
+    elif fmt == "labelid":
+        assert (out == trainid_to_labelid_lut()[labels]).all()
+        assert (labelid_to_trainid_lut()[out] == labels).all()  # round trip through the official table
+
+
+def test_folders_keep_layout_globs_and_files(tmp_path, checkpoint):
+    photos(tmp_path / "a", ["x/one.png", "y/one.png", "two.webp"])
+    photos(tmp_path / "b", ["three.jpeg", "four.JPG"])
+    (tmp_path / "a" / "notes.txt").write_text("not an image: folders take image suffixes only")
+    single = photos(tmp_path, ["five.bmp"])[0]
+    rc = predict("--checkpoint", checkpoint, tmp_path / "a", str(tmp_path / "b" / "*.[jJ]*"), single,
+                 "--out", tmp_path / "out", "--size", "64x128")
+    assert rc == 0
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert written == ["five_color.png", "four_color.png", "three_color.png", "two_color.png",
+                       "x/one_color.png", "y/one_color.png"]
+
+
+def test_unreadable_inputs_reported_skipped_and_exit_nonzero(tmp_path, checkpoint, capsys):
+    good = photos(tmp_path / "in", ["a.png", "c.png"])
+    (tmp_path / "in" / "b.png").write_bytes(b"not a png")
+    cut = (tmp_path / "in" / "d.png")
+    cut.write_bytes(good[0].read_bytes()[:200])
+    rc = predict("--checkpoint", checkpoint, tmp_path / "in", tmp_path / "missing.jpg", "--out", tmp_path / "out",
+                 "--size", "64x128")
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_color.png", "c_color.png"]  # nothing else lost
+    assert "3 input(s) failed" in err
+    assert "b.png: not an image" in err and "d.png: the image is damaged or truncated" in err
+    assert "missing.jpg: no such file or folder" in err
+
+
+def test_nothing_to_do_is_a_user_error(tmp_path, checkpoint, capsys):
+    assert predict("--checkpoint", checkpoint, str(tmp_path / "*.png"), "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "pattern matched no files" in err and "no images to segment" in err
+
+
+def test_bad_options_and_checkpoint(tmp_path, checkpoint, capsys):
+    (src,) = photos(tmp_path, ["a.png"])
+    assert predict("--checkpoint", checkpoint, src, "--out", tmp_path / "o", "--size", "big") == 2
+    assert "--size 'big'" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert predict("--checkpoint", bad, src, "--out", tmp_path / "o") == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_skip_existing_resumes(tmp_path, checkpoint):
+    srcs = photos(tmp_path / "in", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_color.png").write_bytes(b"kept")
+    assert predict("--checkpoint", checkpoint, *srcs, "--out", out, "--size", "64x128", "--skip-existing") == 0
+    assert (out / "a_color.png").read_bytes() == b"kept"
+    assert Image.open(out / "b_color.png").size == (80, 48)
+
+
+def test_same_output_from_two_inputs_is_refused(tmp_path, checkpoint, capsys):
+    a = photos(tmp_path / "p", ["same.png"])[0]
+    b = photos(tmp_path / "q", ["same.jpg"])[0]
+    assert predict("--checkpoint", checkpoint, a, b, "--out", tmp_path / "out", "--size", "64x128") == 1
+    assert "already the output of" in capsys.readouterr().err
+    assert (tmp_path / "out" / "same_color.png").exists()
+
+
+class GroundTruthPredictor:
+    """Predicts each synthetic image's own ground truth (as trainIds): a perfect model."""
+
+    classes, palette, name, backend, precision = CITYSCAPES_CLASSES, np.asarray(CITYSCAPES_PALETTE), "oracle", "stub", "fp32"
+
+    def __init__(self, root: Path):
+        self.truth = {}
+        for gt in (root / "gtFine").rglob("*_gtFine_labelIds.png"):
+            image = root / "leftImg8bit" / gt.parent.relative_to(root / "gtFine") / gt.name.replace(
+                "gtFine_labelIds", "leftImg8bit")
+            self.truth[np.asarray(Image.open(image).convert("RGB")).tobytes()] = np.asarray(Image.open(gt))
+
+    def predict(self, image, *, size):
+        labels = labelid_to_trainid_lut()[self.truth[image.tobytes()]]
+        labels[labels == 255] = 0  # void pixels: any class (the evaluator ignores them)
+        return Prediction(labels=labels, model_ms=0.0, total_ms=0.0, backend="stub", precision="fp32",
+                          input_size=labels.shape)
+
+
+def test_labelid_output_is_accepted_by_the_official_evaluator(tmp_path, cityscapes, monkeypatch):
+    """Files named from the inputs, labelIds, input size: cityscapesscripts finds and scores them (mIoU 1.0)."""
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as ev
+
+    monkeypatch.setattr(predict_cli, "load_predictor", lambda *a, **k: GroundTruthPredictor(cityscapes))
+    results = tmp_path / "results"
+    assert predict(cityscapes / "leftImg8bit" / "val", "--out", results, "--format", "labelid") == 0
+    assert sorted(p.name for p in results.rglob("*.png")) == [
+        p.name for p in sorted((cityscapes / "leftImg8bit" / "val").rglob("*.png"))]
+
+    args = copy.copy(ev.args)
+    args.predictionPath, args.predictionWalk = str(results), None
+    args.evalInstLevelScore, args.JSONOutput, args.quiet = False, False, True
+    gts = sorted(str(p) for p in (cityscapes / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
+    preds = [ev.getPrediction(args, gt) for gt in gts]  # exits the process if a file is missing or ambiguous
+    scores = ev.evaluateImgLists(preds, gts, args)
+    assert scores["averageScoreClasses"] == pytest.approx(1.0)
+
+
+def test_real_model_labelid_output_is_scored(tmp_path, cityscapes, checkpoint):
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as ev
+
+    results = tmp_path / "results"
+    assert predict("--checkpoint", checkpoint, cityscapes / "leftImg8bit", "--out", results,
+                   "--format", "labelid", "--size", "native") == 0
+    args = copy.copy(ev.args)
+    args.predictionPath, args.predictionWalk = str(results), None
+    args.evalInstLevelScore, args.JSONOutput, args.quiet = False, False, True
+    gts = sorted(str(p) for p in (cityscapes / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
+    # The evaluator calls sys.exit on a missing, ambiguous, wrongly sized or multi-channel prediction.
+    scores = ev.evaluateImgLists([ev.getPrediction(args, gt) for gt in gts], gts, args)
+    assert set(CITYSCAPES_CLASSES) <= set(scores["classScores"])
+    assert all(np.isnan(v) or 0.0 <= v <= 1.0 for v in scores["classScores"].values())

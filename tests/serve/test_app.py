@@ -1,0 +1,169 @@
+"""The demo launched on localhost and driven through gradio_client; limits and file access."""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from PIL import Image
+
+from serve.app import API_NAME
+
+pytestmark = pytest.mark.filterwarnings("ignore::Warning")
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_api_endpoint_is_named_segment_and_takes_image_and_resolution(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert list(endpoints) == [f"/{API_NAME}"]  # internal events are private
+    params = endpoints[f"/{API_NAME}"]["parameters"]
+    assert [(p["parameter_name"], p["component"]) for p in params] == [("image", "Uploadedimage"), ("resolution", "Radio")]
+    assert params[1]["type"]["enum"] == ["half", "full"]
+
+
+@pytest.mark.parametrize("resolution", ["half", "full"])
+def test_segment_returns_overlay_map_legend_and_downloads(client, street_jpeg, resolution, predictor):
+    overlay, segmap, legend, summary, color_png, label_png, details = client.predict(
+        handle_file(str(street_jpeg)), resolution, api_name=f"/{API_NAME}")
+    photo = np.asarray(Image.open(street_jpeg).convert("RGB"))
+    h, w = photo.shape[:2]
+    assert Image.open(overlay).size == (w, h)
+    color = np.asarray(Image.open(color_png))
+    labels = np.asarray(Image.open(label_png))
+    assert color.shape == (h, w, 3) and labels.shape == (h, w)
+    assert (color == predictor.palette[labels]).all()  # the two downloads agree
+    assert (np.asarray(Image.open(segmap).convert("RGB")) == color).all()  # map shown = colour PNG (lossless)
+    assert color_png.endswith(f"{street_jpeg.stem}_color.png") and label_png.endswith("_trainIds.png")
+    assert details["model_input_hw"] == ([512, 1024] if resolution == "half" else [1024, 2048])
+    shares = {c["name"]: c["share"] for c in details["classes"]}
+    counts = np.bincount(labels.ravel(), minlength=len(predictor.classes))
+    assert shares == {predictor.classes[i]: pytest.approx(n / labels.size, abs=1e-6) for i, n in enumerate(counts) if n}
+    for name in shares:
+        assert name in legend
+    assert "ms" in summary and predictor.backend in summary
+
+
+def test_overlay_is_a_blend_of_photo_and_map(client, street_jpeg):
+    overlay, *_ , color_png, _, _ = client.predict(handle_file(str(street_jpeg)), "half", api_name=f"/{API_NAME}")
+    photo = np.asarray(Image.open(street_jpeg).convert("RGB"), dtype=np.float32)
+    color = np.asarray(Image.open(color_png), dtype=np.float32)
+    shown = np.asarray(Image.open(overlay).convert("RGB"), dtype=np.float32)
+    # Default opacity 0.5; the overlay is sent as lossy WebP, so compare on average.
+    assert np.abs(shown - (photo + color) / 2).mean() < 6
+    assert np.abs(shown - photo).mean() > 10
+
+
+@pytest.mark.parametrize("name,payload,message", [
+    ("notes.txt", b"this is not an image\n", "not an image"),
+    ("empty.png", b"", "not an image"),
+    ("drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "not an image"),
+])
+def test_non_image_gets_a_clear_error(client, tmp_path, name, payload, message):
+    path = tmp_path / name
+    path.write_bytes(payload)
+    with pytest.raises(Exception, match=message) as info:
+        client.predict(handle_file(str(path)), "half", api_name=f"/{API_NAME}")
+    assert name in str(info.value)
+    assert str(tmp_path) not in str(info.value)  # no server path leaked
+
+
+def test_bombs_and_oversized_images_refused(client, tmp_path, bomb_png):
+    for name, data, message in [
+        ("huge_header.png", bomb_png(3000, 2000), "6.0 megapixels, above the limit of 4 MP"),
+        ("bomb.png", bomb_png(20000, 20000), "megapixels"),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(Exception, match=message):
+            client.predict(handle_file(str(path)), "half", api_name=f"/{API_NAME}")
+    real = tmp_path / "real_bomb.png"
+    Image.new("1", (10000, 10000)).save(real)  # 20 KB file, 100 MP
+    with pytest.raises(Exception, match="100.0 megapixels"):
+        client.predict(handle_file(str(real)), "half", api_name=f"/{API_NAME}")
+
+
+def test_upload_above_size_limit_refused(client, demo_server, tmp_path):
+    path = tmp_path / "big.png"
+    noise = np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)  # ~3 MB as PNG
+    Image.fromarray(noise).save(path, compress_level=0)
+    assert path.stat().st_size > demo_server.settings.max_upload_mb * 2**20
+    # gradio_client reads the limit from the page config and refuses before sending...
+    with pytest.raises(Exception, match="exceeds the maximum file size"):
+        client.predict(handle_file(str(path)), "half", api_name=f"/{API_NAME}")
+    # ...and the server refuses it anyway when a client does not ask first.
+    import httpx
+
+    with path.open("rb") as f:
+        resp = httpx.post(demo_server.url.rstrip("/") + "/gradio_api/upload", files={"files": ("big.png", f)}, timeout=30)
+    assert resp.status_code == 413 and "maximum allowed size" in resp.text
+
+
+def test_unknown_resolution_refused(client, street_jpeg):
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict(handle_file(str(street_jpeg)), "quarter", api_name=f"/{API_NAME}")
+
+
+def test_still_serves_after_bad_inputs(client, street_jpeg, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    with pytest.raises(Exception, match="bad.jpg"):
+        client.predict(handle_file(str(bad)), "half", api_name=f"/{API_NAME}")
+    result = client.predict(handle_file(str(street_jpeg)), "half", api_name=f"/{API_NAME}")
+    assert Image.open(result[0]).size == (1024, 512)
+
+
+def test_server_files_are_not_reachable(demo_server):
+    base = demo_server.url.rstrip("/")
+    secret_paths = ["/etc/passwd", str(demo_server.checkpoint), str(__file__),
+                    str(demo_server.checkpoint.parent / ".." / demo_server.checkpoint.parent.name / "small.pt")]
+    for path in secret_paths:
+        for route in ("/gradio_api/file=", "/file=", "/gradio_api/file/"):
+            status, body = get(base + route + path)
+            assert status in (403, 404), (route, path, status)
+            assert b"root:" not in body and b"PK" not in body[:4]
+    for probe in ("/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                  "/assets/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/gradio_api/file=../../../../etc/passwd"):
+        status, body = get(base + probe)
+        assert status in (400, 403, 404) and b"root:" not in body, probe
+
+
+def test_api_refuses_server_paths_as_input(demo_server):
+    """A client naming a server file as the image (instead of uploading) gets an error, not a segmentation."""
+    import json
+
+    base = demo_server.url.rstrip("/")
+    for path in ("/etc/passwd", str(demo_server.checkpoint)):
+        body = json.dumps({"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "half"]}).encode()
+        req = urllib.request.Request(f"{base}/gradio_api/call/{API_NAME}", data=body,
+                                     headers={"Content-Type": "application/json"})
+        event_id = json.loads(urllib.request.urlopen(req, timeout=10).read())["event_id"]
+        status, stream = get(f"{base}/gradio_api/call/{API_NAME}/{event_id}")
+        assert b"event: error" in stream and b"root:" not in stream, stream[:300]
+
+
+def test_page_loads_nothing_from_other_hosts(demo_server):
+    status, page = get(demo_server.url)
+    assert status == 200
+    html = page.decode()
+    external = re.findall(r"""(?:src|href)=["'](https?://[^"']+)""", html)
+    assert [u for u in external if not u.startswith(demo_server.url.rstrip("/"))] == []
+    assert "fonts.googleapis.com" not in html and "cdn.jsdelivr" not in html
+
+
+def test_analytics_off_and_private_temp_dir(demo_server):
+    import gradio.analytics
+
+    assert not gradio.analytics.analytics_enabled()
+    assert demo_server.temp_dir.name.startswith("segment-demo-")
+    assert (demo_server.temp_dir.stat().st_mode & 0o077) == 0  # only this user can read it

@@ -1,0 +1,59 @@
+"""One real browser: Debian's chromium, headless, driven by Playwright, uploads a photo and finds the overlay.
+
+No ``playwright install``: the system browser is used through ``executable_path``
+(CI installs it with apt). Every request to another host is blocked and
+recorded, which also checks that the page needs no network.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::Warning"),
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+
+def test_upload_shows_overlay_legend_and_timing(demo_server, street_jpeg, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+    base = demo_server.url.rstrip("/")
+    blocked: list[str] = []
+
+    def only_this_server(route):
+        url = route.request.url
+        if url.startswith(base) or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    with sync_api.sync_playwright() as p:
+        # --no-sandbox: CI containers run as root, where Chromium's sandbox cannot start.
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.route("**/*", only_this_server)
+            page.goto(demo_server.url)
+            page.locator("#photo input[type=file]").set_input_files(str(street_jpeg))
+            overlay = page.locator("#overlay img")
+            overlay.wait_for(state="visible", timeout=60_000)
+            assert "/gradio_api/file=" in (overlay.get_attribute("src") or "")
+            # The overlay image really loaded (a broken image has naturalWidth 0).
+            page.wait_for_function("() => { const i = document.querySelector('#overlay img');"
+                                   " return i && i.complete && i.naturalWidth === 1024; }", timeout=30_000)
+            page.locator("#summary").get_by_text("ms").first.wait_for(timeout=30_000)
+            assert "%" in page.locator("#legend").inner_text()
+            assert page.locator("#segmap img").count() == 1
+            shot = tmp_path / "demo.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
+    assert blocked == [], f"the page tried to reach other hosts: {blocked}"
