@@ -19,30 +19,37 @@ import numpy as np
 import torch
 
 
-def _source_coords(out_len: int, in_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """torch's bilinear (align_corners=False) sources for each output index: i0, i1, weight of i1."""
-    scale = in_len / out_len
-    src = (np.arange(out_len, dtype=np.float64) + 0.5) * scale - 0.5
-    src = np.maximum(src, 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), in_len - 1)
-    i1 = np.minimum(i0 + 1, in_len - 1)
-    lam = (src - i0).astype(np.float32)
-    return i0, i1, lam
+def _padded_coords(out_len: int, in_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each output index: its source cell in the edge-padded input (cell k spans padded pixels k, k+1)
+    and the weight of the cell's second pixel.
 
-
-def _groups(i0: np.ndarray, lam: np.ndarray, in_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Output indices grouped by source cell, padded to one width.
-
-    Returns counts (in_len,), index (in_len, G) and weight (in_len, G); padding
-    repeats a group's last member, so it recomputes (and rewrites) the same
-    pixel. Groups of cells no output falls on are left empty (count 0).
+    torch (align_corners=False) samples at ``(i + 0.5) * in/out - 0.5`` and clamps below 0 and
+    above ``in - 1``. With the input padded by one replicated pixel on each side, the same
+    sample is ``+1`` without any clamping: interpolating between two copies of the border
+    pixel gives the border pixel. Every cell then holds about in/out output pixels (8 for the
+    model's x8 resize), with no ragged border groups.
     """
-    counts = np.bincount(i0, minlength=in_len)
+    src = (np.arange(out_len, dtype=np.float64) + 0.5) * (in_len / out_len) - 0.5 + 1.0
+    src = np.clip(src, 0.0, in_len + 1.0)
+    cell = np.minimum(np.floor(src).astype(np.int64), in_len)
+    return cell, (src - cell).astype(np.float32)
+
+
+def _groups(cell: np.ndarray, lam: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Output indices grouped by cell, padded to one width G.
+
+    Returns counts (cells,), index (cells, G) and weight (cells, G); padding repeats a
+    group's last member, so it recomputes (and rewrites) the same pixel.
+    """
+    counts = np.bincount(cell, minlength=cells)
     width = max(int(counts.max()), 1)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     offsets = np.minimum(np.arange(width)[None, :], np.maximum(counts[:, None] - 1, 0))
-    index = np.minimum(starts[:, None] + offsets, len(i0) - 1)
+    index = np.minimum(starts[:, None] + offsets, len(cell) - 1)
     return counts, index, lam[index]
+
+
+CHUNK = 4096  # mixed cells per matrix product: bounds the (pixels, cells, classes) block to ~20 MB
 
 
 def upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -58,30 +65,39 @@ def upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) ->
     out_h, out_w = int(size[0]), int(size[1])
     if c > 255:
         raise ValueError(f"{c} classes do not fit uint8 labels")
-    hwc = t.permute(1, 2, 0).contiguous()  # (h, w, C): one contiguous C-vector per source pixel
+    # (h+2, w+2, C), border replicated: one contiguous C-vector per source pixel.
+    hwc = torch.nn.functional.pad(t[None], (1, 1, 1, 1), mode="replicate")[0].permute(1, 2, 0).contiguous()
     low = hwc.argmax(2).to(torch.uint8).numpy()
-    y0, y1, ly = _source_coords(out_h, h)
-    x0, x1, lx = _source_coords(out_w, w)
-    count_y, rows, wy = _groups(y0, ly, h)
-    count_x, cols, wx = _groups(x0, lx, w)
+    cy, ly = _padded_coords(out_h, h)
+    cx, lx = _padded_coords(out_w, w)
+    count_y, rows, wy = _groups(cy, ly, h + 1)
+    count_x, cols, wx = _groups(cx, lx, w + 1)
 
-    # y0/x0 are sorted, so repeating each source label by its group size is the nearest-source map.
-    labels = np.repeat(np.repeat(low, count_y, axis=0), count_x, axis=1)
-
-    # A source cell (i, j) spans pixels i..i+1 and j..j+1, clamped at the border.
-    i1 = np.minimum(np.arange(h) + 1, h - 1)
-    j1 = np.minimum(np.arange(w) + 1, w - 1)
-    mixed = (low != low[i1]) | (low != low[:, j1]) | (low != low[i1][:, j1])
-    mixed &= (count_y[:, None] > 0) & (count_x[None, :] > 0)
+    # A cell (i, j) spans padded pixels i..i+1 x j..j+1; where all four share a label, so do its outputs.
+    a, b, cc, d = low[:-1, :-1], low[:-1, 1:], low[1:, :-1], low[1:, 1:]
+    labels = np.repeat(np.repeat(a, count_y, axis=0), count_x, axis=1)
+    mixed = ((a != b) | (a != cc) | (a != d)) & (count_y[:, None] > 0) & (count_x[None, :] > 0)
     ci, cj = np.nonzero(mixed)
-    if ci.size:
-        ti, tj = torch.from_numpy(ci), torch.from_numpy(cj)
-        ti1, tj1 = torch.from_numpy(i1[ci]), torch.from_numpy(j1[cj])
-        fx = torch.from_numpy(wx[cj])[:, :, None]  # (M, Gx, 1)
-        fy = torch.from_numpy(wy[ci])[:, :, None, None]  # (M, Gy, 1, 1)
-        # Rows first within each source row, then across rows: torch's kernel's association.
-        top = hwc[ti, tj][:, None, :] * (1 - fx) + hwc[ti, tj1][:, None, :] * fx  # (M, Gx, C)
-        bottom = hwc[ti1, tj][:, None, :] * (1 - fx) + hwc[ti1, tj1][:, None, :] * fx
-        exact = (top[:, None] * (1 - fy) + bottom[:, None] * fy).argmax(3).to(torch.uint8).numpy()  # (M, Gy, Gx)
-        labels[rows[ci][:, :, None], cols[cj][:, None, :]] = exact
+    if ci.size == 0:
+        return labels
+    gy, gx = rows.shape[1], cols.shape[1]
+    # Cells share weight patterns (for the x8 resize: first, interior, last row/column), and
+    # all cells of one pattern pair are one matrix product: (Gy*Gx, 4) @ (4, cells*C).
+    py = np.unique(wy, axis=0, return_inverse=True)
+    px = np.unique(wx, axis=0, return_inverse=True)
+    pattern = py[1].reshape(-1)[ci] * len(px[0]) + px[1].reshape(-1)[cj]
+    for pid in np.unique(pattern):
+        sel = np.nonzero(pattern == pid)[0]
+        fy = torch.from_numpy(py[0][pid // len(px[0])])[:, None]  # (Gy, 1)
+        fx = torch.from_numpy(px[0][pid % len(px[0])])[None, :]  # (1, Gx)
+        weights = torch.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], -1).reshape(gy * gx, 4)
+        for start in range(0, sel.size, CHUNK):
+            part = sel[start:start + CHUNK]
+            i, j = ci[part], cj[part]
+            ti, tj = torch.from_numpy(i), torch.from_numpy(j)
+            # The four corner vectors of each cell, as (4, M*C).
+            corners = torch.stack([hwc[ti, tj], hwc[ti, tj + 1], hwc[ti + 1, tj], hwc[ti + 1, tj + 1]], 0)
+            values = (weights @ corners.reshape(4, -1)).reshape(gy * gx, len(part), c)
+            exact = values.argmax(2).to(torch.uint8).numpy().T.reshape(len(part), gy, gx)
+            labels[rows[i][:, :, None], cols[j][:, None, :]] = exact
     return labels

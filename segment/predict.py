@@ -59,8 +59,9 @@ class Predictor:
                  mean: list[float], std: list[float], name: str = "model", backend: str = "torch",
                  precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None,
                  calib_data: str | Path | None = None, compile: bool = False, channels_last: bool = True,
-                 min_agreement: float = MIN_AGREEMENT) -> None:
+                 min_agreement: float = MIN_AGREEMENT, config=None) -> None:
         self.model = model.eval()
+        self.config = config  # ModelConfig when known (checkpoint or preset): the benchmark's paper row
         self.classes = list(classes)
         self.palette = np.asarray(palette, dtype=np.uint8)
         self.mean_unit, self.std_unit = list(map(float, mean)), list(map(float, std))
@@ -80,28 +81,45 @@ class Predictor:
         self._key: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, **kwargs) -> "Predictor":
-        """``kwargs``: backend ("torch" | "onnxruntime" | "openvino" | "auto"), precision, threads, cache_dir, ..."""
+    def from_checkpoint(cls, path: str | Path | None = None, *, backend: str = "torch", precision: str = "fp32",
+                        threads: int | None = None, cache_dir: str | Path | None = None,
+                        calib_data: str | Path | None = None, compile: bool = False, **kwargs) -> "Predictor":
+        """``backend``: "torch" | "onnxruntime" | "openvino" | "auto" (fastest that passes the accuracy guard)."""
+        kwargs.update(backend=backend, precision=precision, threads=threads, cache_dir=cache_dir,
+                      calib_data=calib_data, compile=compile)
         if path is None:
             from segment.bundled import default_checkpoint
 
             path = default_checkpoint()
+        from segment.config import ModelConfig
+
         ckpt = load_checkpoint(path)
         norm = ckpt["normalization"]
         return cls(model=model_from_checkpoint(ckpt), classes=ckpt["classes"], palette=ckpt["palette"],
-                   mean=norm["mean"], std=norm["std"], name=Path(path).stem, **kwargs)
+                   mean=norm["mean"], std=norm["std"], name=Path(path).stem,
+                   config=ModelConfig.from_dict(ckpt["model_config"]), **kwargs)
 
     @classmethod
-    def from_preset(cls, name: str, **kwargs) -> "Predictor":
-        """A randomly initialised preset (for speed measurements; its labels mean nothing)."""
+    def from_preset(cls, name: str, *, calibrate_bn: bool = True, **kwargs) -> "Predictor":
+        """A randomly initialised preset, for speed measurements: its labels mean nothing.
+
+        ``calibrate_bn``: measure BN statistics on a few synthetic street scenes, so the
+        labels vary across the image and the accuracy guard compares something.
+        """
+        from segment.accuracy import calibrate_batchnorm
         from segment.model import build_model
         from segment.presets import get_preset
+        from segment.quantize import calibration_images
 
         preset = get_preset(name)
         n = preset.config.num_classes
-        return cls(model=build_model(preset.config), classes=[f"class{i}" for i in range(n)],
+        mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+        model = build_model(preset.config)
+        if calibrate_bn:
+            calibrate_batchnorm(model, calibration_images((128, 256), count=4), mean=mean, std=std)
+        return cls(model=model, classes=[f"class{i}" for i in range(n)],
                    palette=[[(37 * i) % 256, (91 * i) % 256, (173 * i) % 256] for i in range(n)],
-                   mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], name=preset.name, **kwargs)
+                   mean=mean, std=std, name=preset.name, config=preset.config, **kwargs)
 
     # -- sizes and backends -------------------------------------------------------------------
 

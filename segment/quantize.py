@@ -69,7 +69,11 @@ def calibration_images(size: tuple[int, int], *, folder: str | Path | None = Non
     """``count`` RGB uint8 images at ``size`` (H, W): from ``folder`` if given, else synthetic."""
     h, w = size
     if folder is None:
-        return [synthetic_scene(h, w, seed=1000 + i) for i in range(count)]
+        try:  # the data package's procedural street scenes, when installed beside us
+            from data.synthetic import draw_scene
+        except ImportError:
+            return [synthetic_scene(h, w, seed=1000 + i) for i in range(count)]
+        return [draw_scene(size=(h, w), seed=1000 + i)[0] for i in range(count)]
     return [cv2.resize(read_rgb(p), (w, h), interpolation=cv2.INTER_LINEAR) for p in list_images(folder, limit=count)]
 
 

@@ -1,0 +1,61 @@
+"""The accuracy guard: how far a fast backend's labels are from torch fp32's.
+
+Two measures: argmax pixel agreement on the same inputs (any images will do),
+and the mIoU difference on a labelled set (what users care about; int8 is only
+offered where it is under 0.5 points).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IGNORE = 255
+
+
+def agreement(labels: np.ndarray, reference: np.ndarray) -> float:
+    """Fraction of pixels where two label maps agree."""
+    if labels.shape != reference.shape:
+        raise ValueError(f"label maps differ in shape: {labels.shape} vs {reference.shape}")
+    return float(np.mean(labels == reference))
+
+
+def confusion(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) counts, rows = target, ignoring target pixels >= num_classes (void)."""
+    keep = target < num_classes
+    idx = target[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def miou(conf: np.ndarray) -> float:
+    """Mean IoU in percent over the classes present in the target or the prediction."""
+    tp = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - tp
+    present = union > 0
+    return float(100.0 * np.mean(tp[present] / union[present])) if present.any() else float("nan")
+
+
+def calibrate_batchnorm(model, images: list[np.ndarray], *, mean, std) -> None:
+    """Set a randomly initialised model's BN statistics from real-looking images.
+
+    A random model with default BN statistics (mean 0, var 1) predicts one class
+    almost everywhere, so any backend "agrees" with it. With statistics measured
+    on street scenes its labels vary across the image with small margins: a harsh,
+    meaningful input for the accuracy guard of an untrained preset. Weights are
+    untouched; the model is left in eval mode.
+    """
+    import torch
+
+    mean = np.asarray(mean, np.float32) * 255.0
+    std = np.asarray(std, np.float32) * 255.0
+    x = torch.from_numpy(np.stack([((im.astype(np.float32) - mean) / std).transpose(2, 0, 1) for im in images]))
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over this one batch
+    model.train()
+    with torch.no_grad():
+        model(x)
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    model.eval()

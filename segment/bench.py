@@ -1,0 +1,327 @@
+"""``segment bench``: CPU latency of models x backends x precisions x sizes x threads, beside a fixed peer.
+
+Protocol (DESIGN.md section 5): batch 1, warm-up first, then ``--runs`` timed
+runs reported as median and p90, for the model alone and for the whole request
+(``Predictor.predict``: image in, labels out). Configurations that share a size
+and thread count are timed round-robin (run 1 of each, then run 2 of each,
+...), so a noisy neighbour slows them all alike and the ratio to the peer
+(torchvision ``lraspp_mobilenet_v3_large``, random init, eager fp32, always in
+the same run) stays meaningful when absolute times do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+PEERS = {
+    "torchvision": "torchvision_lraspp",
+    "smp": "smp_deeplabv3plus_mobilenetv2",
+}
+
+
+@dataclass
+class Config:
+    """One timed line: a callable for the model alone and one for the request."""
+
+    row: dict  # the JSON fields that describe it (model, backend, precision, ...)
+    model_fn: Callable[[], object]
+    request_fn: Callable[[], object]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", action="append", default=[], help="model preset (repeatable; default: 'default')")
+    parser.add_argument("--checkpoint", action="append", default=[], help="checkpoint to measure (repeatable)")
+    parser.add_argument("--backend", action="append", default=[], choices=["torch", "onnxruntime", "openvino"],
+                        help="backend (repeatable; default: every installed one)")
+    parser.add_argument("--precision", action="append", default=[], choices=["fp32", "bf16", "int8"],
+                        help="precision (repeatable; default: every one the backend and CPU can run)")
+    parser.add_argument("--size", action="append", default=[], help="half, full or HxW (repeatable; default: half and full)")
+    parser.add_argument("--threads", action="append", type=int, default=[], help="threads (repeatable; default: 1 and all)")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs per configuration (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument("--peer", action="append", default=[], choices=["smp"],
+                        help="add a second peer: smp = segmentation-models-pytorch DeepLabV3+ MobileNetV2 (random init)")
+    parser.add_argument("--torch-compile", action="store_true", help="also measure torch fp32 under torch.compile")
+    parser.add_argument("--cache-dir", help="where exported models are cached (default ~/.cache/mnv3-lraspp)")
+    parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: synthetic scenes)")
+    parser.add_argument("--guard-data", help="labelled set for the mIoU guard (root of a dataset)")
+    parser.add_argument("--guard-dataset", default="cityscapes", help="its kind: cityscapes, camvid, folder, synthetic")
+    parser.add_argument("--guard-split", default="val")
+    parser.add_argument("--guard-limit", type=int, default=20, help="images of the labelled set to use (default 20)")
+    parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+
+
+def parse_size(text: str) -> tuple[str, tuple[int, int]]:
+    from segment.errors import UserError
+    from segment.predict import SIZES
+
+    if text in SIZES:
+        return text, SIZES[text]
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {text!r}: use half, full or HxW (e.g. 256x512)") from None
+    if h < 32 or w < 32:
+        raise UserError(f"--size {text!r}: at least 32x32")
+    return f"{h}x{w}", (h, w)
+
+
+def _stats(times_ms: list[float]) -> tuple[float, float]:
+    return float(np.median(times_ms)), float(np.percentile(times_ms, 90))
+
+
+def bench_image(size: tuple[int, int]) -> np.ndarray:
+    from segment.quantize import calibration_images
+
+    return calibration_images(size, count=1)[0]
+
+
+def _peer_model(kind: str):
+    import torch
+
+    if kind == "torchvision":
+        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+        model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=19)
+        return model.eval(), (lambda out: out["out"])
+    import segmentation_models_pytorch as smp
+
+    model = smp.DeepLabV3Plus(encoder_name="mobilenet_v2", encoder_weights=None, classes=19)
+    return model.eval(), (lambda out: out)
+
+
+def peer_config(kind: str, size_name: str, size: tuple[int, int], threads: int, image: np.ndarray) -> Config:
+    """The peer as its users run it: eager fp32, numpy normalization, full-size logits, argmax."""
+    import torch
+
+    from segment.complexity import count_madds, count_params
+
+    model, output = _peer_model(kind)
+    mean = np.array([0.485, 0.456, 0.406], np.float32) * 255
+    std = np.array([0.229, 0.224, 0.225], np.float32) * 255
+    x = torch.from_numpy(np.ascontiguousarray(((image.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]))
+
+    def model_fn():
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return output(model(x))
+
+    def request_fn():
+        torch.set_num_threads(threads)
+        xi = torch.from_numpy(np.ascontiguousarray(((image.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]))
+        with torch.inference_mode():
+            return output(model(xi)).argmax(1)[0].to(torch.uint8).numpy()
+
+    row = {"model": PEERS[kind], "paper_row": None, "backend": "torch", "precision": "fp32",
+           "params": count_params(model), "madds": count_madds(model, size), "peer": True}
+    return Config(row=_with_size(row, size_name, size, threads), model_fn=model_fn, request_fn=request_fn)
+
+
+def _with_size(row: dict, size_name: str, size: tuple[int, int], threads: int) -> dict:
+    return {**row, "size": size_name, "height": size[0], "width": size[1], "threads": threads}
+
+
+def _subjects(args) -> list[tuple[str, str | None, object]]:
+    """(name, paper_row, Predictor factory kwargs) for each model named (default: the default preset)."""
+    from segment.errors import UserError
+    from segment.predict import Predictor
+    from segment.presets import get_preset
+
+    subjects = []
+    for name in args.preset or ([] if args.checkpoint else ["default"]):
+        try:
+            preset = get_preset(name)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        subjects.append((preset.name, preset.paper.row, lambda n=name, **kw: Predictor.from_preset(n, **kw)))
+    for path in args.checkpoint:
+        base = Predictor.from_checkpoint(path)  # validates the file now, with a clear error
+        row = _paper_row_of(base.config)
+        subjects.append((base.name, row, lambda p=path, **kw: Predictor.from_checkpoint(p, **kw)))
+    return subjects
+
+
+def _paper_row_of(config) -> str | None:
+    """The Table 7 row whose config this model has (checkpoints store their config)."""
+    from segment.presets import list_presets
+
+    if config is None:
+        return None
+    for preset in list_presets():
+        if preset.config == config:
+            return preset.paper.row
+    return None
+
+
+def _specs(args, threads: int):
+    from segment.backends import BackendSpec, candidate_specs
+
+    specs = [s for s in candidate_specs(threads=threads)
+             if (not args.backend or s.backend in args.backend) and (not args.precision or s.precision in args.precision)]
+    if args.torch_compile and (not args.backend or "torch" in args.backend):
+        specs.append(BackendSpec(backend="torch", precision="fp32", threads=threads, compile=True))
+    return specs
+
+
+def collect(args) -> list[dict]:
+    import torch
+
+    from segment.backends import resolve_threads
+    from segment.complexity import count_madds, count_params
+    from segment.predict import Predictor
+
+    sizes = [parse_size(s) for s in (args.size or ["half", "full"])]
+    all_threads = resolve_threads(None)
+    thread_counts = sorted(set(args.threads or [1, all_threads]))
+    subjects = _subjects(args)
+    rows: list[dict] = []
+    for size_name, size in sizes:
+        image = bench_image(size)
+        for threads in thread_counts:
+            configs: list[Config] = [peer_config("torchvision", size_name, size, threads, image)]
+            configs += [peer_config(kind, size_name, size, threads, image) for kind in args.peer]
+            for name, paper_row, factory in subjects:
+                ref_pred = factory(backend="torch", threads=threads)
+                reference = ref_pred.reference_labels(image)
+                madds, params = count_madds(ref_pred.model, size), count_params(ref_pred.model)
+                for spec in _specs(args, threads):
+                    predictor = factory(backend=spec.backend, precision=spec.precision, threads=threads,
+                                        cache_dir=args.cache_dir, calib_data=args.calib_data, compile=spec.compile)
+                    predictor.model = ref_pred.model  # one set of weights for every line of this model
+                    try:
+                        backend = predictor.backend_for(size)
+                        labels = predictor.predict(image, size=size).labels
+                    except Exception as exc:
+                        if not getattr(exc, "is_user_error", False) and not isinstance(exc, (RuntimeError, ImportError)):
+                            raise
+                        print(f"segment bench: skipping {name} {spec.backend} {spec.precision}: {exc}", file=sys.stderr)
+                        continue
+                    x = predictor.prepare(image, size)
+                    row = {"model": name, "paper_row": paper_row,
+                           "config": predictor.config.to_dict() if predictor.config is not None else None, "backend": backend.name + ("+compile" if spec.compile else ""),
+                           "precision": backend.precision, "params": params, "madds": madds, "peer": False,
+                           "agreement": float(np.mean(labels == reference))}
+                    configs.append(Config(row=_with_size(row, size_name, size, threads),
+                                          model_fn=lambda b=backend, x=x: b.run(x),
+                                          request_fn=lambda p=predictor: p.predict(image, size=size)))
+            rows += _time_round_robin(configs, runs=args.runs, warmup=args.warmup)
+            torch.set_num_threads(all_threads)
+    _add_peer_ratios(rows)
+    if args.guard_data:
+        rows_guard = guard_miou(args, subjects, sizes)
+        for row in rows:
+            g = rows_guard.get((row["model"], row["backend"], row["precision"], row["size"]))
+            if g:
+                row.update(miou_ref=g["miou_ref"], miou=g["miou"], miou_drop=g["miou_drop"])
+    return rows
+
+
+def _time_round_robin(configs: list[Config], *, runs: int, warmup: int) -> list[dict]:
+    for cfg in configs:
+        for _ in range(warmup):
+            cfg.request_fn()
+    model_t = [[] for _ in configs]
+    request_t = [[] for _ in configs]
+    for _ in range(runs):
+        for i, cfg in enumerate(configs):
+            t0 = time.perf_counter()
+            cfg.model_fn()
+            model_t[i].append((time.perf_counter() - t0) * 1e3)
+            t0 = time.perf_counter()
+            cfg.request_fn()
+            request_t[i].append((time.perf_counter() - t0) * 1e3)
+    rows = []
+    for cfg, mt, rt in zip(configs, model_t, request_t):
+        med, p90 = _stats(mt)
+        rmed, rp90 = _stats(rt)
+        rows.append({**cfg.row, "median_ms": round(med, 2), "p90_ms": round(p90, 2),
+                     "request_median_ms": round(rmed, 2), "request_p90_ms": round(rp90, 2), "runs": runs})
+    return rows
+
+
+def _add_peer_ratios(rows: list[dict]) -> None:
+    """peer time / our time, same size and threads, same run (>1: faster than the peer)."""
+    peers = {(r["size"], r["threads"]): r for r in rows if r["model"] == PEERS["torchvision"]}
+    for r in rows:
+        p = peers.get((r["size"], r["threads"]))
+        if p:
+            r["peer_ratio"] = round(p["request_median_ms"] / r["request_median_ms"], 2)
+            r["peer_ratio_model"] = round(p["median_ms"] / r["median_ms"], 2)
+
+
+def guard_miou(args, subjects, sizes) -> dict:
+    """mIoU of each backend/precision vs torch fp32 on a labelled set; writes the records ``auto`` reads."""
+    from data.build import build_dataset  # lazy: segment does not depend on data at import time
+
+    from segment.accuracy import confusion, miou
+    from segment.predict import save_guard_record
+
+    dataset = build_dataset(name=args.guard_dataset, root=args.guard_data, split=args.guard_split)
+    count = min(args.guard_limit, len(dataset))
+    picks = np.linspace(0, len(dataset) - 1, count).round().astype(int) if count else []
+    samples = [dataset.load(int(i)) for i in picks]
+    out = {}
+    for name, _, factory in subjects:
+        ref = factory(backend="torch")
+        n = len(ref.classes)
+        for size_name, size in sizes:
+            ref_conf = sum(confusion(ref.reference_labels(img, size), lab, n) for img, lab in samples)
+            for spec in _specs(args, None):
+                pred = factory(backend=spec.backend, precision=spec.precision, cache_dir=args.cache_dir,
+                               calib_data=args.calib_data)
+                pred.model = ref.model
+                conf = sum(confusion(pred.predict(img, size=size).labels, lab, n) for img, lab in samples)
+                backend = pred.backend_for(size)
+                record = {"dataset": args.guard_dataset, "root": str(args.guard_data), "split": args.guard_split,
+                          "images": count, "size": list(size), "miou_ref": round(miou(ref_conf), 3),
+                          "miou": round(miou(conf), 3)}
+                record["miou_drop"] = round(record["miou_ref"] - record["miou"], 3)
+                save_guard_record(pred.cache_dir, pred.key, size, spec.backend, spec.precision, record)
+                out[(name, backend.name, backend.precision, size_name)] = record
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = ["model", "backend", "precision", "size", "threads", "median_ms", "p90_ms", "request_median_ms",
+            "request_p90_ms", "peer_ratio", "agreement", "miou_drop"]
+    heads = ["model", "backend", "prec", "size", "thr", "model ms", "p90", "request ms", "p90", "x peer", "agree", "dmIoU"]
+    lines = [[_cell(r.get(c), c) for c in cols] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(heads, *lines)]
+    out = ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [heads, *lines]]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    out.append("")
+    out.append("model ms: the backend's graph alone (ours: to 1/8-resolution logits; peers: their full forward).")
+    out.append("request ms: image in, labels out. x peer: torchvision LR-ASPP request time / this request time,")
+    out.append("same size and threads, timed round-robin in this run. agree: argmax agreement with torch fp32.")
+    return "\n".join(out)
+
+
+def _cell(v, column: str = "") -> str:
+    if v is None:
+        return "-"
+    if column == "agreement":
+        return f"{v:.4f}"
+    if column == "peer_ratio":
+        return f"{v:.2f}"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def run(args: argparse.Namespace) -> int:
+    from segment.errors import UserError
+
+    if args.runs < 1 or args.warmup < 0:
+        raise UserError("--runs must be >= 1 and --warmup >= 0")
+    if any(t < 1 for t in args.threads):
+        raise UserError("--threads must be >= 1")
+    rows = collect(args)
+    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+    return 0
