@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="comma-separated splits (default: train,val; folder: the split folders present)")
     check.add_argument("--deep", action="store_true",
                        help="also decode every image in full (slow; catches corruption inside files)")
-    rec = sub.add_parser("recompress", help="copy a Cityscapes tree with PNGs stored at a faster-to-decode level")
+    rec = sub.add_parser("recompress", help="copy a Cityscapes tree with its images stored at a faster-to-decode PNG level")
     rec.add_argument("--root", required=True, help="the Cityscapes (or synthetic) tree to read")
     rec.add_argument("--out", required=True, help="folder for the copy (the original is never modified)")
     rec.add_argument("--level", type=int, default=0, help="PNG zlib level 0-9 (default 0: stored, fastest to decode)")

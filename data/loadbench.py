@@ -102,9 +102,6 @@ def measure(*, root: Path, crop: int, repeat: int, limit: int, stored_root: Path
         stored_files = ds.files[:limit]
         stages["decode image: PNG stored at level 0 (segment data recompress)"] = _median_ms(
             lambda i: read_rgb(stored_files[i][0]), idx, repeat)
-        stages["decode label + LUT: PNG stored at level 0"] = _median_ms(
-            lambda i: ds.to_train_ids(cv2.imread(str(stored_files[i][1]), cv2.IMREAD_UNCHANGED), stored_files[i][1]),
-            idx, repeat)
         ms = _median_ms(lambda i: ds[i], idx, repeat)
         pipelines["fast + tree recompressed at PNG level 0"] = {"ms": round(ms, 1), "images_per_s": round(1e3 / ms, 2)}
     return {"image_size": [h, w], "crop": crop, "images": len(files), "repeat": repeat,

@@ -1,9 +1,11 @@
-"""Re-encode a Cityscapes tree's PNGs at a faster-to-decode zlib level (default 0 = stored).
+"""Copy a Cityscapes tree with its images re-encoded at a faster-to-decode zlib level.
 
 PNG decoding is most of the cost of a training sample at 1024x2048 (see
-docs/data.md): inflating a compressed frame takes 3-4x longer than reading a
-stored (level 0) one. The copy is a valid Cityscapes tree, lossless, pixel for
-pixel equal to the original, and read by the same reader; it is larger on disk.
+docs/data.md): inflating a compressed frame takes about 3x longer than reading
+a stored (level 0) one. The copy is a valid Cityscapes tree, lossless (pixel
+for pixel equal to the original) and read by the same reader; its images are
+larger on disk. Labels are copied byte for byte: they are small and already
+fast to decode (storing them uncompressed measured no faster).
 Only the files the reader and the evaluator use are written: ``*_leftImg8bit.png``,
 ``*_gtFine_labelIds.png`` and ``*_gtFine_labelTrainIds.png``.
 """
@@ -11,6 +13,7 @@ Only the files the reader and the evaluator use are written: ``*_leftImg8bit.png
 from __future__ import annotations
 
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,11 +38,16 @@ def recompress_tree(*, src: str | Path, out: str | Path, level: int = 0, workers
         raise DatasetError(f"{src}: no Cityscapes images or labels found (expected leftImg8bit/<split>/<city>/...)")
 
     def one(path: Path) -> None:
+        target = out / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not path.name.endswith("_leftImg8bit.png"):
+            tmp = target.with_name(f".tmp-{target.name}")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)  # atomic: no half-copied label if interrupted
+            return
         array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # keeps channels and bit depth: lossless
         if array is None:
             raise DatasetError(f"{path}: cannot be decoded; run 'segment data check --deep' on {src}")
-        target = out / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
         _write_png(target, array, level)
 
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:

@@ -19,6 +19,8 @@ def test_recompress_is_lossless_and_valid(synth_root, tmp_path):
         assert np.array_equal(cv2.imread(str(original), -1), cv2.imread(str(copy), -1))
         if original.name.endswith("_leftImg8bit.png"):
             assert copy.stat().st_size > original.stat().st_size  # stored, not deflated
+        else:
+            assert copy.read_bytes() == original.read_bytes()  # labels copied as they are
 
 
 def test_recompress_refuses_to_overwrite(synth_root):
