@@ -45,6 +45,7 @@ def export_graph_onnx(graph: torch.nn.Module, path: str | os.PathLike, *, size: 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shapes are fixed per export on purpose
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the one that handles our AvgPool sizes
             torch.onnx.export(graph.eval(), (example,), str(tmp), input_names=["image"], output_names=["logits"],
                               opset_version=opset, dynamo=False)
 

@@ -1,0 +1,113 @@
+"""The one inference path: exact fast post-processing, Prediction fields, auto selection."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segment.checkpoint import make_checkpoint, save_checkpoint
+from segment.postprocess import upsample_argmax
+from segment.predict import Prediction, Predictor
+from segment.quantize import calibration_images
+
+
+def smooth_logits(classes, h, w, *, cells, seed):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(1, classes, cells[0], cells[1], generator=g) * 3
+    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)[0]
+
+
+@pytest.mark.parametrize("low,out", [((64, 128), (512, 1024)), ((9, 13), (69, 101)), ((16, 16), (16, 16)),
+                                     ((20, 30), (11, 17)), ((1, 5), (8, 40))])
+def test_upsample_argmax_equals_interpolate_then_argmax(low, out):
+    logits = smooth_logits(19, *low, cells=(max(1, low[0] // 4), max(1, low[1] // 4)), seed=1)
+    logits += 0.2 * torch.randn(logits.shape, generator=torch.Generator().manual_seed(2))  # many class boundaries
+    expected = F.interpolate(logits[None], size=out, mode="bilinear", align_corners=False)[0].argmax(0).numpy()
+    got = upsample_argmax(logits.numpy(), out)
+    assert got.dtype == np.uint8 and got.shape == out
+    # Exact but for float-rounding ties; with random logits there are none to speak of.
+    assert np.mean(got == expected) > 0.9999
+
+
+def test_upsample_argmax_uniform_regions_take_the_shortcut():
+    logits = torch.zeros(3, 8, 8)
+    logits[1] = 1.0  # class 1 everywhere
+    assert (upsample_argmax(logits, (64, 64)) == 1).all()
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    torch.manual_seed(0)
+    return Predictor.from_preset("default", threads=1)
+
+
+def test_preset_predictor_labels_vary(predictor):
+    # BN statistics measured on street scenes: labels vary, so agreement checks mean something.
+    image = calibration_images((128, 256), count=1)[0]
+    labels = predictor.reference_labels(image)
+    assert len(np.unique(labels)) >= 3
+
+
+def test_predict_returns_labels_at_image_size(predictor):
+    image = calibration_images((100, 150), count=1)[0]
+    p = predictor.predict(image, size=(64, 128))
+    assert isinstance(p, Prediction)
+    assert p.labels.shape == (100, 150) and p.labels.dtype == np.uint8
+    assert p.backend == "torch" and p.precision == "fp32" and p.input_size == (64, 128)
+    assert 0 < p.model_ms <= p.total_ms
+    assert p.labels.max() < 19
+
+
+def test_predict_agrees_with_plain_torch_reference(predictor):
+    # Normalization in the graph + channels_last + the upsample-argmax shortcut vs the plain model.
+    image = calibration_images((128, 256), count=2)[1]
+    ours = predictor.predict(image, size="native").labels
+    ref = predictor.reference_labels(image)
+    assert np.mean(ours == ref) >= 0.999
+
+
+def test_bad_image_is_a_user_error(predictor):
+    with pytest.raises(Exception) as exc:
+        predictor.predict(np.zeros((10, 10), np.float32), size=(32, 32))
+    assert getattr(exc.value, "is_user_error", False)
+    with pytest.raises(Exception) as exc:
+        predictor.predict(np.zeros((10, 10, 3), np.uint8), size="quarter")
+    assert "half, full, native" in str(exc.value)
+
+
+def test_from_checkpoint_takes_backend_keywords(tmp_path, predictor):
+    import inspect
+
+    from segment.presets import get_preset
+
+    ckpt = make_checkpoint(model=predictor.model, config=get_preset("default").config,
+                           classes=[f"c{i}" for i in range(19)], palette=[[i, i, i] for i in range(19)],
+                           mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    save_checkpoint(tmp_path / "m.pt", ckpt)
+    params = inspect.signature(Predictor.from_checkpoint).parameters
+    assert {"backend", "precision", "threads"} <= set(params)  # the demo looks for these by name
+    p = Predictor.from_checkpoint(tmp_path / "m.pt", backend="onnxruntime", threads=1, cache_dir=tmp_path / "cache")
+    image = calibration_images((64, 128), count=1)[0]
+    out = p.predict(image, size="native")
+    assert out.backend == "onnxruntime" and out.precision == "fp32"
+    assert np.mean(out.labels == p.reference_labels(image)) >= 0.995
+    assert p.config == get_preset("default").config
+
+
+def test_auto_picks_a_guarded_backend_and_says_why(tmp_path, predictor):
+    p = Predictor(model=predictor.model, classes=predictor.classes, palette=predictor.palette.tolist(),
+                  mean=predictor.mean_unit, std=predictor.std_unit, backend="auto", threads=1,
+                  cache_dir=tmp_path / "cache")
+    image = calibration_images((64, 128), count=1)[0]
+    out = p.predict(image, size="native")
+    sel = p.selections[(64, 128)]
+    chosen = [c for c in sel.candidates if c.get("chosen")]
+    assert len(chosen) == 1
+    assert (chosen[0]["backend"], chosen[0]["precision"]) == (out.backend, out.precision) == (sel.backend, sel.precision)
+    assert chosen[0]["agreement"] >= 0.995
+    measured = [c for c in sel.candidates if "request_ms" in c and not c.get("skipped")]
+    assert chosen[0]["request_ms"] == min(c["request_ms"] for c in measured)
+    # int8 needs an mIoU guard record, which this fresh cache does not have.
+    for c in sel.candidates:
+        if c["precision"] == "int8":
+            assert "guard" in c["skipped"]
