@@ -19,6 +19,24 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """Fold each eval-mode BatchNorm into the convolution right before it (in place).
+
+    Eager PyTorch runs BN as a separate pass over every activation (about a quarter
+    of the network's time here); ONNX Runtime and OpenVINO fold it on load.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for parent in module.modules():
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = parent._modules[a], parent._modules[b]
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                parent._modules[a] = fuse_conv_bn_eval(conv, bn)
+                parent._modules[b] = torch.nn.Identity()
+    return module
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -30,7 +48,7 @@ class TorchBackend(Backend):
         self.size = tuple(size)
         self.threads = resolve_threads(spec.threads)
         self.precision = spec.precision
-        graph = copy.deepcopy(graph).eval()
+        graph = fold_batchnorm(copy.deepcopy(graph).eval())
         if spec.channels_last:
             graph = graph.to(memory_format=torch.channels_last)
         self.graph = torch.compile(graph) if spec.compile else graph
