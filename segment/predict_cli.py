@@ -45,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="color", dest="fmt",
                         help="what to write (default: color); labelid = Cityscapes submission format")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="inference engine, if this build has several (default: the predictor's own)")
+                        help="inference engine; auto = the fastest on this machine whose labels match torch fp32, "
+                             "measured once per model input size (default: auto, or torch with --size native, "
+                             "where every image size would be measured again)")
     parser.add_argument("--opacity", type=float, default=0.5, help="overlay only: weight of the colours (0..1)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="leave inputs whose output already exists (resume an interrupted run)")
@@ -171,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         for f in failures:
             print(f"segment predict: {f.source}: {f.reason}", file=sys.stderr)
         raise UserError("no images to segment; pass image files, folders or glob patterns")
-    predictor = load_predictor(args.checkpoint, args.backend)
+    backend = args.backend or ("torch" if size == "native" else "auto")
+    predictor = load_predictor(args.checkpoint, backend)
     if args.fmt == "labelid" and len(predictor.classes) != 19:
         raise UserError(f"--format labelid needs a model with the 19 Cityscapes train classes; "
                         f"{predictor.name} has {len(predictor.classes)}: use --format trainid")

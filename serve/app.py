@@ -20,7 +20,8 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,23 +47,16 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 API_NAME = "segment"
 
 
-def default_concurrency(cores: int | None = None) -> int:
-    """Requests the model runs at once: one per 4 cores (at least 1, at most 4).
-
-    A forward pass already uses every core it is given, so on a small machine
-    a second concurrent request only makes both slower; the queue keeps the
-    order instead.
-    """
-    cores = cores or len(os.sched_getaffinity(0))
-    return max(1, min(4, cores // 4))
-
-
 @dataclass
 class DemoSettings:
     max_upload_mb: float = 20.0  # largest accepted upload, in megabytes
     max_pixels: int = DEFAULT_MAX_PIXELS  # largest accepted image, width x height
     max_side: int = DEFAULT_MAX_SIDE  # photos are fitted inside this many pixels before segmenting
-    concurrency: int = field(default_factory=default_concurrency)  # model requests running at once
+    # Requests handled at once. The model runs one at a time with all the cores
+    # (DemoHandlers.model_lock: a forward pass already uses every core, and the
+    # OpenVINO backend's infer request must not be shared by threads); a second
+    # slot overlaps one request's decoding and PNG encoding with another's model run.
+    concurrency: int = 2
     queue_size: int = 64  # requests waiting beyond that; more are refused as "queue full"
     cache_age_s: int = 3600  # outputs and uploads older than this are deleted (checked as often)
 
@@ -114,6 +108,23 @@ class DemoHandlers:
         self.predictor = predictor
         self.settings = settings
         self.max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+        # One forward pass at a time: see default_concurrency. It also makes the
+        # first request at a size (which may export and measure backends for
+        # backend="auto") happen once, not once per waiting request.
+        self.model_lock = threading.Lock()
+
+    def warm_up(self, resolution: str) -> float:
+        """Run the model once at ``resolution`` (builds/selects its backend); returns seconds taken."""
+        import time
+
+        import numpy as np
+
+        from segment.predict import SIZES
+
+        start = time.perf_counter()
+        with self.model_lock:
+            self.predictor.predict(np.zeros((*SIZES[resolution], 3), np.uint8), size=resolution)
+        return time.perf_counter() - start
 
     def load(self, upload: Upload):
         if upload.data is not None:
@@ -139,7 +150,8 @@ class DemoHandlers:
         if resolution not in RESOLUTIONS:
             raise _user_error(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
         image = self.load(upload)
-        result = segment_photo(self.predictor, image, resolution=resolution, max_side=self.settings.max_side)
+        with self.model_lock:
+            result = segment_photo(self.predictor, image, resolution=resolution, max_side=self.settings.max_side)
         color_file, label_file = self._write_downloads(result, upload.name)
         return (
             result.overlay(DEFAULT_OPACITY),
@@ -174,10 +186,11 @@ CSS = """
 """
 
 
-def build_app(*, predictor, settings: DemoSettings | None = None, examples: list[Path] | None = None) -> gr.Blocks:
+def build_app(*, predictor, settings: DemoSettings | None = None, examples: list[Path] | None = None,
+              handlers: DemoHandlers | None = None) -> gr.Blocks:
     """The demo page; launch it with ``launch_app`` (which sets the file-access rules)."""
     settings = settings or DemoSettings()
-    handlers = DemoHandlers(predictor=predictor, settings=settings)
+    handlers = handlers or DemoHandlers(predictor=predictor, settings=settings)
     examples = list_examples() if examples is None else examples
     with gr.Blocks(title="Street-scene segmentation", analytics_enabled=False,
                    delete_cache=(settings.cache_age_s, settings.cache_age_s)) as demo:

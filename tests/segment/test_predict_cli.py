@@ -49,7 +49,9 @@ def photos(folder: Path, names: list[str], size=(48, 80)) -> list[Path]:
 
 
 def predict(*args) -> int:
-    return main(["predict", *map(str, args)])
+    """``segment predict`` in-process, on the torch backend unless told (auto would export and time backends)."""
+    args = list(map(str, args))
+    return main(["predict", *args, *([] if "--backend" in args else ["--backend", "torch"])])
 
 
 @pytest.mark.parametrize("fmt,suffix,channels", [("color", "_color", 3), ("overlay", "_overlay", 3),

@@ -31,9 +31,13 @@ def segment_command() -> list[str]:
 
 def test_segment_demo_launches_serves_and_stops_cleanly(small_checkpoint, tmp_path):
     port = free_port()
-    env = {**os.environ, "TMPDIR": str(tmp_path)}  # so we can see its private temp folder come and go
-    proc = subprocess.Popen([*segment_command(), "demo", "--checkpoint", str(small_checkpoint), "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # TMPDIR: so we can see its private temp folder come and go.
+    env = {**{k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}, "TMPDIR": str(tmp_path)}
+    log = tmp_path / "demo.log"
+    with log.open("w") as log_file:
+        proc = subprocess.Popen([*segment_command(), "demo", "--checkpoint", str(small_checkpoint),
+                                 "--port", str(port), "--backend", "torch"],
+                                env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + STARTUP_BOUND_S
         page = None
@@ -44,14 +48,15 @@ def test_segment_demo_launches_serves_and_stops_cleanly(small_checkpoint, tmp_pa
                     break
             except OSError:
                 time.sleep(0.5)
-        assert page is not None, f"no page within {STARTUP_BOUND_S} s; output: {proc.stdout.read() if proc.poll() is not None else ''}"
+        assert page is not None, f"no page within {STARTUP_BOUND_S} s; output: {log.read_text()}"
         assert "<title>Street-scene segmentation</title>" in page or "Street-scene segmentation" in page
         assert len(list(tmp_path.glob("segment-demo-*"))) == 1
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+    out = log.read_text()
     assert proc.returncode == 0, out
-    assert "open http://127.0.0.1:" in out
+    assert "open http://127.0.0.1:" in out and "ready at half" in out
     assert list(tmp_path.glob("segment-demo-*")) == []  # private temp folder removed on exit
 
 
