@@ -56,7 +56,27 @@ def _png_levels(image_path: Path, tmp: Path, repeat: int) -> list[dict]:
     return rows
 
 
+def _interleaved_ms(fns: dict, items, repeat: int) -> dict[str, float]:
+    """Median ms of each fn over items x repeat, the fns timed in turn on each item.
+
+    Interleaving matters on a shared machine: load that comes and goes hits every
+    variant alike instead of whichever happened to run during it.
+    """
+    for fn in fns.values():  # warm-up: page cache, OpenCV/allocator first use
+        for item in items[: min(2, len(items))]:
+            fn(item)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for item in items:
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn(item)
+                times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
 def measure(*, root: Path, crop: int, repeat: int, limit: int, stored_root: Path | None = None) -> dict:
+    import albumentations as A
     import torch
 
     from .cityscapes import CityscapesDataset
@@ -69,41 +89,36 @@ def measure(*, root: Path, crop: int, repeat: int, limit: int, stored_root: Path
     idx = list(range(len(files)))
     h, w = cv2.imread(str(files[0][0]), cv2.IMREAD_UNCHANGED).shape[:2]
     loaded = [base.load(i) for i in idx]
-
-    stages = {}
-    stages["decode image: cv2.imread COLOR + cvtColor RGB"] = _median_ms(
-        lambda i: cv2.cvtColor(cv2.imread(str(files[i][0]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), idx, repeat)
-    stages["decode image: cv2.imread COLOR_RGB (used)"] = _median_ms(lambda i: read_rgb(files[i][0]), idx, repeat)
-    stages["decode label + labelId->trainId LUT"] = _median_ms(
-        lambda i: base.to_train_ids(cv2.imread(str(files[i][1]), cv2.IMREAD_UNCHANGED), files[i][1]), idx, repeat)
-
     geo_ref = train_transform(crop=(crop, crop), fast=False)
     geo_fast = train_transform(crop=(crop, crop), fast=True)
-    # geometric part alone = the pipeline without its last two steps (Normalize, ToTensorV2)
-    import albumentations as A
-
+    # The geometric part alone = each pipeline without its last two steps (Normalize, ToTensorV2).
     only_ref, only_fast = A.Compose(geo_ref.transforms[:-2]), A.Compose(geo_fast.transforms[:-2])
-    stages["augment: scale+pad+crop+flip, albumentations chain"] = _median_ms(
-        lambda i: only_ref(image=loaded[i][0], mask=loaded[i][1]), idx, repeat)
-    stages["augment: scale+crop+flip in one warp (used)"] = _median_ms(
-        lambda i: only_fast(image=loaded[i][0], mask=loaded[i][1]), idx, repeat)
-    crops = [only_fast(image=img, mask=m) for img, m in loaded]
     norm = A.Compose(geo_fast.transforms[-2:])
-    stages[f"normalize + to tensor ({crop}x{crop})"] = _median_ms(
-        lambda i: norm(image=crops[i]["image"], mask=crops[i]["mask"]), idx, repeat)
+    crops = [only_fast(image=img, mask=m) for img, m in loaded]
 
-    pipelines = {}
-    for name, transform in (("reference (albumentations chain)", geo_ref), ("fast (one warp, default)", geo_fast)):
-        ds = CityscapesDataset(root=root, split="train", transform=transform, validate=False)
-        ms = _median_ms(lambda i: ds[i], idx, repeat)
-        pipelines[name] = {"ms": round(ms, 1), "images_per_s": round(1e3 / ms, 2)}
+    stage_fns = {
+        "decode image: cv2.imread COLOR + cvtColor RGB":
+            lambda i: cv2.cvtColor(cv2.imread(str(files[i][0]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
+        "decode image: cv2.imread COLOR_RGB (used)": lambda i: read_rgb(files[i][0]),
+        "decode label + labelId->trainId LUT":
+            lambda i: base.to_train_ids(cv2.imread(str(files[i][1]), cv2.IMREAD_UNCHANGED), files[i][1]),
+        "augment: scale+pad+crop+flip, albumentations chain":
+            lambda i: only_ref(image=loaded[i][0], mask=loaded[i][1]),
+        "augment: scale+crop+flip in one warp (used)": lambda i: only_fast(image=loaded[i][0], mask=loaded[i][1]),
+        f"normalize + to tensor ({crop}x{crop})": lambda i: norm(image=crops[i]["image"], mask=crops[i]["mask"]),
+    }
+    datasets = {
+        "reference (albumentations chain)": CityscapesDataset(root=root, split="train", transform=geo_ref, validate=False),
+        "fast (one warp, default)": CityscapesDataset(root=root, split="train", transform=geo_fast, validate=False),
+    }
     if stored_root is not None:
-        ds = CityscapesDataset(root=stored_root, split="train", transform=geo_fast, validate=False)
-        stored_files = ds.files[:limit]
-        stages["decode image: PNG stored at level 0 (segment data recompress)"] = _median_ms(
-            lambda i: read_rgb(stored_files[i][0]), idx, repeat)
-        ms = _median_ms(lambda i: ds[i], idx, repeat)
-        pipelines["fast + tree recompressed at PNG level 0"] = {"ms": round(ms, 1), "images_per_s": round(1e3 / ms, 2)}
+        stored = CityscapesDataset(root=stored_root, split="train", transform=geo_fast, validate=False)
+        stage_fns["decode image: PNG stored at level 0 (segment data recompress)"] = (
+            lambda i: read_rgb(stored.files[i][0]))
+        datasets["fast + images recompressed at PNG level 0"] = stored
+    stages = _interleaved_ms(stage_fns, idx, repeat)
+    whole = _interleaved_ms({name: (lambda i, d=ds: d[i]) for name, ds in datasets.items()}, idx, repeat)
+    pipelines = {name: {"ms": round(ms, 1), "images_per_s": round(1e3 / ms, 2)} for name, ms in whole.items()}
     return {"image_size": [h, w], "crop": crop, "images": len(files), "repeat": repeat,
             "stages_ms": {k: round(v, 1) for k, v in stages.items()}, "pipelines": pipelines}
 
