@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from segment.cli import main
@@ -61,3 +62,41 @@ def test_bench_table_and_errors(capsys, tmp_path):
     assert main(["bench", "--size", "tiny"]) == 2
     assert "--size" in capsys.readouterr().err
     assert main(["bench", "--preset", "nonexistent", "--size", "48x96"]) == 2
+
+
+def test_guard_data_measures_miou_and_enables_int8_only_under_half_a_point(tmp_path, capsys):
+    import contextlib
+    import io
+
+    from data.synthetic import write_synthetic_cityscapes
+    from segment.predict import MAX_INT8_MIOU_DROP, Predictor, guard_record_path
+
+    root = write_synthetic_cityscapes(out=tmp_path / "synth", n=2, size=(64, 128), splits=("val",))
+    ckpt_dir = tmp_path / "ckpt"
+    from segment.checkpoint import make_checkpoint, save_checkpoint
+
+    base = Predictor.from_preset("default", threads=1)
+    save_checkpoint(ckpt_dir / "m.pt", make_checkpoint(model=base.model, config=base.config, classes=base.classes,
+                                                       palette=base.palette.tolist(), mean=base.mean_unit,
+                                                       std=base.std_unit))
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["bench", "--checkpoint", str(ckpt_dir / "m.pt"), "--size", "64x128", "--threads", "1",
+                     "--runs", "1", "--warmup", "0", "--backend", "onnxruntime", "--cache-dir", str(tmp_path / "cache"),
+                     "--guard-data", str(root), "--guard-dataset", "synthetic", "--json"]) == 0
+    rows = [r for r in json.loads(buf.getvalue()) if not r["peer"]]
+    assert {r["precision"] for r in rows} == {"fp32", "int8"}
+    for r in rows:
+        assert {"miou_ref", "miou", "miou_drop"} <= set(r)
+        assert r["miou_drop"] == pytest.approx(r["miou_ref"] - r["miou"], abs=1e-2)
+    pred = Predictor.from_checkpoint(ckpt_dir / "m.pt", backend="auto", threads=1, cache_dir=tmp_path / "cache")
+    int8 = next(r for r in rows if r["precision"] == "int8")
+    record = json.loads(guard_record_path(tmp_path / "cache", pred.key, (64, 128), "onnxruntime", "int8").read_text())
+    assert record["images"] == 2 and record["miou_drop"] == int8["miou_drop"]
+    # auto considers int8 exactly when its recorded drop is under the limit.
+    pred.predict(np.zeros((64, 128, 3), np.uint8) + 100, size="native")
+    cand = next(c for c in pred.selections[(64, 128)].candidates if (c["backend"], c["precision"]) == ("onnxruntime", "int8"))
+    if int8["miou_drop"] >= MAX_INT8_MIOU_DROP:
+        assert "mIoU drop" in cand["skipped"]
+    else:
+        assert "guard" not in cand.get("skipped", "")
