@@ -1,0 +1,70 @@
+"""One training step and one evaluation pass: the two things a trainer repeats."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from train.distributed import DistInfo, all_reduce_sum
+from train.metrics import ConfusionMatrix
+
+
+def autocast(device: torch.device, amp: str):
+    """bf16/fp16 autocast, or nothing. fp16 needs a GradScaler and a GPU."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def train_step(*, model, images, masks, criterion, optimizer, scheduler, scaler, device, amp: str,
+               channels_last: bool) -> torch.Tensor:
+    """Forward, backward, step; returns the loss (a 0-d tensor, not synchronised)."""
+    images = images.to(device, non_blocking=True)
+    masks = masks.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with autocast(device, amp):
+        logits = model(images)
+    # The loss in fp32: bf16 log-softmax over 19 classes loses precision we need.
+    loss = criterion(logits.float(), masks)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    scheduler.step()
+    return loss.detach()
+
+
+@torch.inference_mode()
+def evaluate(*, model, loader, num_classes: int, device, amp: str = "none", channels_last: bool = False,
+             info: DistInfo = DistInfo(), progress=None) -> ConfusionMatrix:
+    """Confusion matrix over the loader (summed over ranks).
+
+    Logits are upsampled bilinearly to the *label's* size before the argmax, so
+    a half-size run is scored at full label resolution.
+    """
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(num_classes=num_classes)
+    for images, masks in loader:
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logits = model(images)
+        if logits.shape[-2:] != masks.shape[-2:]:
+            logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
+        cm.update(logits.argmax(1).cpu(), masks)
+        if progress is not None:
+            progress.update(images.shape[0])
+    mat = cm.mat.to(device)
+    cm.mat = all_reduce_sum(mat, info).cpu()
+    model.train(was_training)
+    return cm
