@@ -11,6 +11,7 @@ guard), and records why in ``Predictor.selections``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -52,6 +53,7 @@ class Selection:
     size: tuple[int, int]
     threads: int
     candidates: list[dict] = field(default_factory=list)  # backend, precision, agreement, ms, chosen/skipped reason
+    cached: bool = False  # True: read from an earlier measurement on this machine
 
 
 class Predictor:
@@ -209,7 +211,41 @@ class Predictor:
         except (OSError, ValueError):
             return None
 
+    def _selection_path(self, size: tuple[int, int]) -> Path:
+        # Keyed by the engines' versions too: an upgrade re-measures.
+        import importlib.metadata as md
+
+        versions = []
+        for dist in ("torch", "onnxruntime", "openvino"):
+            try:
+                versions.append(f"{dist}{md.version(dist)}")
+            except md.PackageNotFoundError:
+                versions.append(f"{dist}-none")
+        tag = hashlib.sha256("|".join(versions).encode()).hexdigest()[:8]
+        return self.cache_dir / self.key / f"{size[0]}x{size[1]}" / f"auto-{self.threads}threads-{tag}.json"
+
+    def _cached_selection(self, size: tuple[int, int]) -> Backend | None:
+        """The choice an earlier run measured on this machine, if its guard records have not changed."""
+        try:
+            saved = json.loads(self._selection_path(size).read_text())
+            spec = BackendSpec(backend=saved["backend"], precision=saved["requested_precision"], threads=self.threads)
+            if spec.precision == "int8":
+                rec = self.guard_record(spec, size)
+                if rec is None or rec.get("miou_drop", 1e9) >= MAX_INT8_MIOU_DROP:
+                    return None
+            backend = self.build(spec, size)
+        except Exception:  # no file, unreadable, or the backend no longer builds: measure again
+            return None
+        self.selections[size] = Selection(backend=backend.name, precision=backend.precision, size=size,
+                                          threads=self.threads, candidates=saved.get("candidates", []), cached=True)
+        log.info("auto backend at %dx%d: %s %s (measured earlier: %s)", size[0], size[1], backend.name,
+                 backend.precision, self._selection_path(size))
+        return backend
+
     def _select(self, size: tuple[int, int]) -> Backend:
+        cached = self._cached_selection(size)
+        if cached is not None:
+            return cached
         images = self.guard_images(size)
         refs = [self.reference_labels(img) for img in images]
         best: tuple[float, Backend] | None = None
@@ -235,16 +271,22 @@ class Predictor:
                 row["skipped"] = f"agreement {agree:.4f} < {self.min_agreement}"
                 continue
             if best is None or ms < best[0]:
-                best = (ms, backend)
+                best = (ms, backend, spec)
         if best is None:
             raise BackendError(f"no backend passed the accuracy guard at {size}: {report}")
-        chosen = best[1]
+        chosen, chosen_spec = best[1], best[2]
         for row in report:
             row["chosen"] = row.get("skipped") is None and row["backend"] == chosen.name and row["precision"] == chosen.precision
         self.selections[size] = Selection(backend=chosen.name, precision=chosen.precision, size=size,
                                           threads=self.threads, candidates=report)
         log.info("auto backend at %dx%d: %s %s (%.1f ms per request)", size[0], size[1], chosen.name,
                  chosen.precision, best[0])
+        try:
+            write_json_atomic(self._selection_path(size), {"backend": chosen.name, "precision": chosen.precision,
+                                                           "requested_precision": chosen_spec.precision,
+                                                           "candidates": report})
+        except OSError as exc:  # a read-only cache only costs a re-measurement next time
+            log.warning("could not save the auto choice: %s", exc)
         return chosen
 
     def _labels(self, backend: Backend, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

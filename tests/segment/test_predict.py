@@ -111,3 +111,18 @@ def test_auto_picks_a_guarded_backend_and_says_why(tmp_path, predictor):
     for c in sel.candidates:
         if c["precision"] == "int8":
             assert "guard" in c["skipped"]
+
+
+def test_auto_choice_is_remembered(tmp_path, predictor):
+    kwargs = dict(model=predictor.model, classes=predictor.classes, palette=predictor.palette.tolist(),
+                  mean=predictor.mean_unit, std=predictor.std_unit, backend="auto", threads=1,
+                  cache_dir=tmp_path / "cache")
+    image = calibration_images((48, 96), count=1)[0]
+    first = Predictor(**kwargs)
+    a = first.predict(image, size="native")
+    assert not first.selections[(48, 96)].cached
+    second = Predictor(**kwargs)
+    b = second.predict(image, size="native")
+    sel = second.selections[(48, 96)]
+    assert sel.cached and (b.backend, b.precision) == (a.backend, a.precision)
+    assert [c for c in sel.candidates if c.get("chosen")]
