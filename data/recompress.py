@@ -7,7 +7,7 @@ for pixel equal to the original) and read by the same reader; its images are
 larger on disk. Labels are copied byte for byte: they are small and already
 fast to decode (storing them uncompressed measured no faster).
 Only the files the reader and the evaluator use are written: ``*_leftImg8bit.png``,
-``*_gtFine_labelIds.png`` and ``*_gtFine_labelTrainIds.png``.
+``*_gtFine_labelIds.png``, ``*_gtFine_labelTrainIds.png`` and ``*_gtFine_instanceIds.png``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .errors import DatasetError
 from .synthetic import _write_png
 
 PATTERNS = (("leftImg8bit", "*_leftImg8bit.png"), ("gtFine", "*_gtFine_labelIds.png"),
-            ("gtFine", "*_gtFine_labelTrainIds.png"))
+            ("gtFine", "*_gtFine_labelTrainIds.png"), ("gtFine", "*_gtFine_instanceIds.png"))
 
 
 def recompress_tree(*, src: str | Path, out: str | Path, level: int = 0, workers: int | None = None) -> int:

@@ -3,7 +3,8 @@
 Every fresh machine (CI included) can make its own training data: ``segment
 synth`` draws street scenes procedurally and writes them in the official layout
 (``leftImg8bit/{split}/{city}/*_leftImg8bit.png`` and
-``gtFine/{split}/{city}/*_gtFine_labelIds.png``), so they are read by the same
+``gtFine/{split}/{city}/*_gtFine_labelIds.png`` and ``*_gtFine_instanceIds.png``),
+so they are read by the same
 Cityscapes reader, and scored by the same official evaluator, as real data.
 
 A scene is a one-point perspective street: sky with clouds, a road converging
@@ -31,6 +32,8 @@ import cv2
 import numpy as np
 
 from .errors import DatasetError
+from cityscapesscripts.helpers.labels import labels as _CS_LABELS
+
 from .labels import LABEL_ID
 
 MAX_SIZE = (1024, 2048)  # Cityscapes' own frame size, the largest we draw
@@ -38,6 +41,8 @@ CITIES = {"train": ("synthburg", "pixelstadt"), "val": ("valhausen",), "test": (
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 
 L = LABEL_ID  # labelIds by class name, from cityscapesscripts
+# labelIds whose objects are counted as instances in *_gtFine_instanceIds.png (car, person, ...)
+_INSTANCE_IDS = frozenset(lab.id for lab in _CS_LABELS if lab.hasInstances and lab.id >= 0)
 
 
 def _noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
@@ -52,6 +57,8 @@ class _Canvas:
     img: np.ndarray  # HxWx3 float32 RGB, 0..255
     lab: np.ndarray  # HxW uint8 labelIds
     rng: np.random.Generator
+    inst: np.ndarray | None = None  # HxW int32 instanceIds (Cityscapes: labelId * 1000 + k for "thing" classes)
+    instance: int = 0  # k of the object being drawn (0: none)
 
     def paint(
         self,
@@ -100,6 +107,9 @@ class _Canvas:
         roi[m] = np.broadcast_to(px, (h, w, 3))[m]
         if label:
             self.lab[y0:y1, x0:x1][m] = label_id
+            if self.inst is not None:
+                has = label_id in _INSTANCE_IDS and self.instance > 0
+                self.inst[y0:y1, x0:x1][m] = label_id * 1000 + self.instance if has else label_id
 
 
 def _jitter(rng, color, amount=20.0):
@@ -150,6 +160,8 @@ def _sky(cv: _Canvas, st: _Street) -> None:
     clouds = np.clip(_noise(rng, H, W, H / 6) * 0.8 + rng.uniform(-0.6, 0.3), 0, 1)[..., None]
     cv.img[:] = cv.img * (1 - 0.7 * clouds) + 235 * 0.7 * clouds
     cv.lab[:] = L["sky"]
+    if cv.inst is not None:
+        cv.inst[:] = L["sky"]
 
 
 def _ground(cv: _Canvas, st: _Street) -> None:
@@ -359,11 +371,13 @@ def _ego_hood(cv: _Canvas, st: _Street) -> None:
     cv.paint(L["ego vehicle"], _jitter(rng, (40, 40, 45), 15), polys=[poly], texture=8, grain=3)
 
 
-def draw_scene(*, size: tuple[int, int], seed) -> tuple[np.ndarray, np.ndarray]:
-    """One street scene: (RGB uint8 HxWx3, labelIds uint8 HxW). ``seed``: int or int sequence."""
+def draw_scene(*, size: tuple[int, int], seed, instances: bool = False):
+    """One street scene: (RGB uint8 HxWx3, labelIds uint8 HxW), plus Cityscapes instanceIds
+    (uint16 HxW) as a third item when ``instances=True``. ``seed``: int or int sequence."""
     H, W = size
     rng = np.random.default_rng(seed)
-    cv = _Canvas(np.zeros((H, W, 3), np.float32), np.zeros((H, W), np.uint8), rng)
+    cv = _Canvas(np.zeros((H, W, 3), np.float32), np.zeros((H, W), np.uint8), rng,
+                 np.zeros((H, W), np.int32) if instances else None)
     st = _Street(rng, H, W)
     _sky(cv, st)
     _ground(cv, st)
@@ -392,8 +406,10 @@ def draw_scene(*, size: tuple[int, int], seed) -> tuple[np.ndarray, np.ndarray]:
         x = st.x_on(st.road[side] + (st.road[1 - side] - st.road[side]) * rng.uniform(0.05, 0.15), t)
         objects.append((t, _cyclist, x))
     objects.sort(key=lambda o: o[0])
-    for t, draw, x in objects:
+    for k, (t, draw, x) in enumerate(objects, start=1):
+        cv.instance = k  # one instance number per object (a cyclist: rider k and bicycle k)
         draw(cv, st, x, t)
+    cv.instance = 0
 
     _shadows_and_light(cv, st)
     if rng.random() < 0.3:
@@ -401,7 +417,10 @@ def draw_scene(*, size: tuple[int, int], seed) -> tuple[np.ndarray, np.ndarray]:
     # Camera: slight blur of the image only (labels stay sharp, as in hand annotation), sensor noise.
     img = cv2.GaussianBlur(cv.img, (0, 0), max(0.4, 0.6 * H / 1024))
     img += rng.normal(0.0, rng.uniform(2.0, 6.0), img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8), cv.lab
+    image = np.clip(img, 0, 255).astype(np.uint8)
+    if instances:
+        return image, cv.lab, cv.inst.astype(np.uint16)
+    return image, cv.lab
 
 
 def _write_png(path: Path, array: np.ndarray, compression: int) -> None:
@@ -438,7 +457,8 @@ def check_size(size) -> tuple[int, int]:
 
 
 def synthetic_paths(out: Path, split: str, index: int) -> tuple[Path, Path]:
-    """Where image ``index`` of ``split`` goes, in the Cityscapes naming scheme."""
+    """Where image ``index`` of ``split`` and its labelIds go, in the Cityscapes naming scheme
+    (the instanceIds file sits beside the labelIds file, "labelIds" -> "instanceIds")."""
     cities = CITIES[split]
     city = cities[index % len(cities)]
     stem = f"{city}_{index // len(cities):06d}_000019"  # frame 19: Cityscapes' annotated frame
@@ -471,7 +491,10 @@ def write_synthetic_cityscapes(
             img_path, lab_path = synthetic_paths(out, split, i)
             img_path.parent.mkdir(parents=True, exist_ok=True)
             lab_path.parent.mkdir(parents=True, exist_ok=True)
-            image, labels = draw_scene(size=size, seed=(seed, _SPLIT_CODE[split], i))
+            image, labels, inst = draw_scene(size=size, seed=(seed, _SPLIT_CODE[split], i), instances=True)
             _write_png(img_path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), compression)
             _write_png(lab_path, labels, compression)
+            # 16-bit instanceIds, as in gtFine: the official evaluator's instance-level
+            # scores (iIoU) read them.
+            _write_png(lab_path.with_name(lab_path.name.replace("labelIds", "instanceIds")), inst, compression)
     return out

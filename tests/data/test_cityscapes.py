@@ -46,21 +46,27 @@ def test_labeltrainids_file_is_preferred(tree):
     assert (ds[0][1] == 7).all()
 
 
-def _run_official_evaluator(monkeypatch, tmp_path, root, predictions):
-    """cityscapesscripts' evaluator on gtFine/val; everything it writes stays in tmp_path."""
+def _run_official_evaluator(monkeypatch, tmp_path, root, predictions, *, instances=False):
+    """cityscapesscripts' evaluator on gtFine/val; everything it writes stays in tmp_path.
+
+    Returns (mIoU over classes, iIoU over instance classes or None)."""
     args = cs_eval.args
     monkeypatch.setattr(args, "cityscapesPath", str(root))
     monkeypatch.setattr(args, "groundTruthSearch", str(root / "gtFine" / "val" / "*" / "*_gtFine_labelIds.png"))
     monkeypatch.setattr(args, "predictionPath", str(predictions))
     monkeypatch.setattr(args, "predictionWalk", None)
     monkeypatch.setattr(args, "exportFile", str(tmp_path / "result.json"))
-    monkeypatch.setattr(args, "evalInstLevelScore", False)  # needs instanceIds, which we do not write
+    monkeypatch.setattr(args, "evalInstLevelScore", instances)  # iIoU reads *_gtFine_instanceIds.png
+    if instances and not hasattr(np, "in1d"):
+        # cityscapesscripts' instance-level code calls np.in1d, which NumPy 2.4 removed;
+        # np.isin is its documented replacement (same results for 1-D use).
+        monkeypatch.setattr(np, "in1d", lambda a, b, **kw: np.isin(a, b, **kw).ravel(), raising=False)
     monkeypatch.setattr(args, "quiet", True)
     gts = sorted(str(p) for p in (root / "gtFine" / "val").glob("*/*_gtFine_labelIds.png"))
     preds = [cs_eval.getPrediction(args, gt) for gt in gts]
     result = cs_eval.evaluateImgLists(preds, gts, args)
     assert (tmp_path / "result.json").is_file()
-    return result["averageScoreClasses"]
+    return result["averageScoreClasses"], (result["averageScoreInstClasses"] if instances else None)
 
 
 def test_official_evaluator_scores_ground_truth_as_perfect(synth_root, tmp_path, monkeypatch):
@@ -68,7 +74,9 @@ def test_official_evaluator_scores_ground_truth_as_perfect(synth_root, tmp_path,
     for gt in (synth_root / "gtFine" / "val").glob("*/*_gtFine_labelIds.png"):
         pred.mkdir(exist_ok=True)
         shutil.copy(gt, pred / gt.name.replace("gtFine_labelIds", "pred"))
-    assert _run_official_evaluator(monkeypatch, tmp_path, synth_root, pred) == pytest.approx(1.0)
+    miou, iiou = _run_official_evaluator(monkeypatch, tmp_path, synth_root, pred, instances=True)
+    assert miou == pytest.approx(1.0)
+    assert iiou == pytest.approx(1.0)  # the instanceIds files are read and agree with the labels
 
 
 def test_official_evaluator_on_our_trainids_converted_back(synth_root, tmp_path, monkeypatch):
@@ -84,8 +92,8 @@ def test_official_evaluator_on_our_trainids_converted_back(synth_root, tmp_path,
         Image.fromarray(to_label[train_ids]).save(good / name)
         wiped = np.where(train_ids == 13, 0, train_ids).astype(np.uint8)  # cars -> road
         Image.fromarray(to_label[wiped]).save(bad / name)
-    assert _run_official_evaluator(monkeypatch, tmp_path, synth_root, good) == pytest.approx(1.0)
-    assert _run_official_evaluator(monkeypatch, tmp_path, synth_root, bad) < 0.99
+    assert _run_official_evaluator(monkeypatch, tmp_path, synth_root, good)[0] == pytest.approx(1.0)
+    assert _run_official_evaluator(monkeypatch, tmp_path, synth_root, bad)[0] < 0.99
 
 
 # --- validation: every bad input stops with a message naming the file and what to do ---

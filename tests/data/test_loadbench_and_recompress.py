@@ -12,7 +12,7 @@ from data.recompress import recompress_tree
 
 def test_recompress_is_lossless_and_valid(synth_root, tmp_path):
     n = recompress_tree(src=synth_root, out=tmp_path / "stored", level=0)
-    assert n == 16
+    assert n == 24  # 8 images, 8 labelIds, 8 instanceIds
     assert validate_cityscapes(tmp_path / "stored") == {"train": 4, "val": 4}
     for original in synth_root.rglob("*.png"):
         copy = tmp_path / "stored" / original.relative_to(synth_root)

@@ -1,5 +1,6 @@
 import time
 
+import cv2
 import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import id2label
@@ -20,7 +21,20 @@ def test_tree_layout_is_cityscapes(synth_root):
             city, seq, frame, _ = img.name.split("_")
             assert city == img.parent.name and len(seq) == 6 and len(frame) == 6
             assert lab.name == f"{city}_{seq}_{frame}_gtFine_labelIds.png"
+            inst = lab.with_name(lab.name.replace("labelIds", "instanceIds"))
+            assert inst.is_file()
     assert not list(synth_root.rglob(".tmp-*"))  # atomic writes leave no temp files
+
+
+def test_instance_ids_agree_with_labels(synth_root):
+    for lab_path in (synth_root / "gtFine" / "val").glob("*/*_gtFine_labelIds.png"):
+        labels = read_label(lab_path)
+        inst = cv2.imread(str(lab_path).replace("labelIds", "instanceIds"), cv2.IMREAD_UNCHANGED)
+        assert inst.dtype == np.uint16 and inst.shape == labels.shape
+        things = inst >= 1000  # Cityscapes: labelId * 1000 + instance number
+        assert np.array_equal(inst[~things], labels[~things])
+        assert np.array_equal(inst[things] // 1000, labels[things])
+        assert set(np.unique(labels[things])) <= {LABEL_ID[c] for c in ("person", "rider", "car", "bicycle")}
 
 
 def test_scene_is_deterministic_and_seed_dependent():
