@@ -4,7 +4,6 @@ from torch.utils.data import DataLoader
 
 from data.base import worker_init_fn
 from data.build import build_dataset
-from data.camvid import CamVidDataset
 from data.cityscapes import CityscapesDataset
 from data.errors import DatasetError
 from data.transforms import train_transform
