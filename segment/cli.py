@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("segment.bench", "measure CPU latency of models, backends and precisions"),
     "report": ("segment.report", "Table 7 for your CPU: mIoU against CPU time, with a plot"),
     "synth": ("data.synth_cli", "write a synthetic Cityscapes-layout dataset"),
-    "data": ("data.cli", "check a dataset's layout and files"),
+    "data": ("data.cli", "check a dataset's layout and files, or recompress it for faster loading"),
     "train": ("train.cli", "train a model (CPU, one GPU, or torchrun for many)"),
     "eval": ("train.eval_cli", "evaluate a checkpoint: per-class IoU, mIoU, pixel accuracy"),
     "demo": ("serve.cli", "launch the Gradio web demo"),
