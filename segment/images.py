@@ -123,17 +123,21 @@ def blend(image: np.ndarray, color: np.ndarray, opacity: float) -> np.ndarray:
     return np.rint(out).astype(np.uint8)
 
 
-def encode_png(array: np.ndarray, *, compress_level: int = 1) -> bytes:
-    """PNG bytes of an (H, W) or (H, W, 3) uint8 array (level 1: fast, still lossless)."""
+def encode_image(array: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    """Encoded bytes of an (H, W) or (H, W, 3) uint8 array; ``options`` go to Pillow's save."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=compress_level)
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format=fmt, **options)
     return buf.getvalue()
 
 
-def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int = 1) -> Path:
-    """Write a PNG atomically: a reader (or a crash) never sees half a file."""
+def encode_png(array: np.ndarray, *, compress_level: int = 1) -> bytes:
+    """PNG bytes (level 1: fast, still lossless)."""
+    return encode_image(array, "PNG", compress_level=compress_level)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write a file atomically: a reader (or a crash) never sees half a file."""
     path = Path(path)
-    data = encode_png(array, compress_level=compress_level)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -147,3 +151,8 @@ def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int = 1) -> Path:
+    """Write a PNG atomically."""
+    return write_bytes_atomic(path, encode_png(array, compress_level=compress_level))

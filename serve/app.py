@@ -31,12 +31,22 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 from gradio import utils as gr_utils  # noqa: E402
 
-from segment.images import DEFAULT_MAX_PIXELS, ImageError, read_image, write_png  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from segment.images import (  # noqa: E402
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    blend,
+    encode_image,
+    read_image,
+    write_bytes_atomic,
+    write_png,
+)
 from serve.segmentation import (  # noqa: E402
     DEFAULT_MAX_SIDE,
     DEFAULT_OPACITY,
     RESOLUTIONS,
-    DemoResult,
     legend_html,
     segment_photo,
     summary_dict,
@@ -108,7 +118,7 @@ class DemoHandlers:
         self.predictor = predictor
         self.settings = settings
         self.max_bytes = int(settings.max_upload_mb * 1024 * 1024)
-        # One forward pass at a time: see default_concurrency. It also makes the
+        # One forward pass at a time: see DemoSettings.concurrency. It also makes the
         # first request at a size (which may export and measure backends for
         # backend="auto") happen once, not once per waiting request.
         self.model_lock = threading.Lock()
@@ -116,8 +126,6 @@ class DemoHandlers:
     def warm_up(self, resolution: str) -> float:
         """Run the model once at ``resolution`` (builds/selects its backend); returns seconds taken."""
         import time
-
-        import numpy as np
 
         from segment.predict import SIZES
 
@@ -146,37 +154,57 @@ class DemoHandlers:
         """The ``segment`` API: (image, "half"|"full") -> overlay, map, legend, summary, files, JSON."""
         upload = image
         if upload is None:
-            return (None,) * 7 + (None,)
+            return (None,) * 8
         if resolution not in RESOLUTIONS:
             raise _user_error(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
         image = self.load(upload)
         with self.model_lock:
             result = segment_photo(self.predictor, image, resolution=resolution, max_side=self.settings.max_side)
-        color_file, label_file = self._write_downloads(result, upload.name)
-        return (
-            result.overlay(DEFAULT_OPACITY),
-            result.color,
-            legend_html(result.legend),
-            summary_markdown(result, self.predictor.name),
-            color_file,
-            label_file,
-            summary_dict(result, self.predictor.name),
-            result,
-        )
-
-    def reblend(self, result: DemoResult | None, opacity: float):
-        return None if result is None else result.overlay(opacity)
-
-    def _write_downloads(self, result: DemoResult, name: str) -> tuple[str, str]:
-        # Written inside Gradio's (private) upload folder: served as this app's
-        # own outputs and deleted with the rest of the cache.
-        cache = Path(gr_utils.get_upload_folder())
-        cache.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix="out-", dir=cache))
-        stem = _safe_stem(name)
+        # Every image the page shows is a file written here, once, under a fresh
+        # folder: Gradio's own saving of returned arrays writes to a path named by
+        # the content's hash, non-atomically, so two identical results at once
+        # (two users clicking the same example) could serve a half-written file.
+        folder = _request_folder()
+        stem = _safe_stem(upload.name)
         color = write_png(folder / f"{stem}_color.png", result.color)
         labels = write_png(folder / f"{stem}_trainIds.png", result.labels)
-        return str(color), str(labels)
+        np.save(folder / "photo.npy", result.photo)  # for re-blending at another opacity, without a re-run
+        overlay = _write_overlay(folder, stem, result.overlay(DEFAULT_OPACITY))
+        return (
+            str(overlay),
+            str(color),
+            legend_html(result.legend),
+            summary_markdown(result, self.predictor.name),
+            str(color),
+            str(labels),
+            summary_dict(result, self.predictor.name),
+            {"folder": str(folder), "stem": stem},  # session state: paths only, a few bytes per user
+        )
+
+    def reblend(self, state: dict | None, opacity: float):
+        """The overlay at another opacity, from the files of the last result (no model run)."""
+        if not state:
+            return None
+        folder = Path(state["folder"])
+        try:
+            photo = np.load(folder / "photo.npy", allow_pickle=False)
+            color = np.asarray(Image.open(folder / f"{state['stem']}_color.png").convert("RGB"))
+        except OSError:  # deleted by the cache clean-up: the user must segment again
+            raise _user_error("this result has expired; segment the photo again") from None
+        return str(_write_overlay(_request_folder(), state["stem"], blend(photo, color, opacity)))
+
+
+def _request_folder() -> Path:
+    """A fresh folder inside Gradio's (private) upload folder: served as this app's own outputs
+    and deleted with the rest of the cache."""
+    cache = Path(gr_utils.get_upload_folder())
+    cache.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="out-", dir=cache))
+
+
+def _write_overlay(folder: Path, stem: str, overlay: np.ndarray) -> Path:
+    # WebP: a photo-like image, a tenth of the PNG's size for the browser.
+    return write_bytes_atomic(folder / f"{stem}_overlay.webp", encode_image(overlay, "WEBP", quality=90))
 
 
 CSS = """
@@ -214,8 +242,8 @@ def build_app(*, predictor, settings: DemoSettings | None = None, examples: list
                     gr.Examples([[str(p), "half"] for p in examples], inputs=[photo, resolution],
                                 label="Examples (synthetic street scenes)")
             with gr.Column(scale=2):
-                overlay = gr.Image(label="Overlay", format="webp", interactive=False, elem_id="overlay")
-                segmap = gr.Image(label="Segmentation map", format="png", interactive=False, elem_id="segmap")
+                overlay = gr.Image(label="Overlay", type="filepath", interactive=False, elem_id="overlay")
+                segmap = gr.Image(label="Segmentation map", type="filepath", interactive=False, elem_id="segmap")
                 with gr.Row():
                     legend = gr.HTML(label="Classes present", elem_id="legend")
                     summary = gr.Markdown(label="Timing", elem_id="summary")

@@ -72,7 +72,7 @@ def demo_server(predictor, small_checkpoint):
 
     saved = os.environ.get("GRADIO_TEMP_DIR")
     temp_dir = private_temp_dir()
-    settings = DemoSettings(max_upload_mb=2.0, max_pixels=4_000_000, concurrency=1, queue_size=64)
+    settings = DemoSettings(max_upload_mb=2.0, max_pixels=4_000_000)  # default concurrency (2) and queue
     demo = build_app(predictor=predictor, settings=settings)
     _, url = launch_app(demo, host="127.0.0.1", port=None, settings=settings,
                         blocked=[small_checkpoint.parent], block_thread=False)
