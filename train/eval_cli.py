@@ -1,0 +1,118 @@
+"""``segment eval``: per-class IoU, mIoU and pixel accuracy of a checkpoint on a dataset split.
+
+The model runs on the image at ``--size`` (native = the image's own size; half =
+512x1024 and full = 1024x2048, the paper's two Cityscapes inputs) and is
+always scored at the label's full size. ``--json`` prints, as the last line,
+``{"miou", "per_class", "pixel_acc", "images"}`` (fractions in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="checkpoint file (default: the bundled CamVid demo weights)")
+    p.add_argument("--dataset", required=True, choices=["cityscapes", "camvid", "synthetic", "folder"])
+    p.add_argument("--data-root", required=True, metavar="DIR")
+    p.add_argument("--split", default="val")
+    p.add_argument("--size", default="native", help="native | half | full | HxW (default native)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line (last line)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--save-labelids", metavar="DIR",
+                   help="also write each prediction as an official Cityscapes labelId PNG (<name>_pred.png)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from data.base import worker_init_fn
+    from data.build import build_dataset
+    from data.transforms import MEAN, STD, eval_transform
+    from segment.checkpoint import load_checkpoint, model_from_checkpoint
+    from segment.errors import UserError
+    from train.distributed import resolve_device
+    from train.engine import autocast
+    from train.metrics import ConfusionMatrix, format_table
+    from train.trainer import parse_size
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.checkpoint is None:
+        from segment.bundled import default_checkpoint
+
+        args.checkpoint = default_checkpoint()
+    ckpt = load_checkpoint(args.checkpoint)
+    norm = ckpt["normalization"]
+    if not (np.allclose(norm["mean"], MEAN) and np.allclose(norm["std"], STD)):
+        raise UserError(f"{args.checkpoint} was trained with normalization {norm}, the data pipeline uses "
+                        f"mean {MEAN} std {STD}; this evaluator supports only the latter")
+    device = resolve_device(args.device)
+    if args.amp == "fp16" and device.type != "cuda":
+        raise UserError("--amp fp16 needs a GPU; on the CPU use --amp bf16 or none")
+    dataset = build_dataset(name=args.dataset, root=args.data_root, split=args.split,
+                            transform=eval_transform(size=parse_size(args.size)))
+    if args.limit:
+        dataset.files = dataset.files[: args.limit]
+    space = dataset.label_space
+    if list(ckpt["classes"]) != list(space.classes):
+        raise UserError(f"{args.checkpoint} predicts {len(ckpt['classes'])} classes ({', '.join(ckpt['classes'][:4])}, "
+                        f"...) but {args.dataset} is labelled with {space.num_classes} ({', '.join(space.classes[:4])}, "
+                        "...); evaluate it on a dataset of its own label space")
+    model = model_from_checkpoint(ckpt).to(device)
+    loader = DataLoader(dataset, batch_size=1, num_workers=args.workers, worker_init_fn=worker_init_fn)
+    to_labelid = None
+    if args.save_labelids:
+        from data.labels import trainid_to_labelid_lut
+
+        to_labelid = trainid_to_labelid_lut()
+        out_dir = Path(args.save_labelids)
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    from tqdm import tqdm
+
+    cm = ConfusionMatrix(num_classes=space.num_classes)
+    with torch.inference_mode():
+        for i, (image, mask) in enumerate(tqdm(loader, desc="eval", unit="img", disable=args.json, file=sys.stderr)):
+            with autocast(device, args.amp):
+                logits = model(image.to(device))
+            if logits.shape[-2:] != mask.shape[-2:]:
+                logits = torch.nn.functional.interpolate(logits.float(), size=mask.shape[-2:], mode="bilinear",
+                                                         align_corners=False)
+            pred = logits.argmax(1).cpu()
+            cm.update(pred, mask)
+            if to_labelid is not None:
+                _write_labelids(out_dir, dataset.files[i][0], to_labelid[pred[0].numpy().astype(np.uint8)])
+    summary = cm.summary(classes=space.classes, eval_ids=space.eval_train_ids)
+    result = {"miou": summary["miou"], "per_class": summary["per_class"], "pixel_acc": summary["pixel_acc"],
+              "images": len(dataset)}
+    title = f"{Path(args.checkpoint).name} on {args.dataset} {args.split}, {len(dataset)} images, size {args.size}"
+    print(format_table(summary, title=title), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
+        clean["per_class"] = {k: (None if math.isnan(v) else v) for k, v in result["per_class"].items()}
+        print(json.dumps(clean))
+    return 0
+
+
+def _write_labelids(out_dir: Path, image_path: Path, labelids) -> None:
+    import cv2
+
+    stem = image_path.stem.replace("_leftImg8bit", "")
+    path = out_dir / f"{stem}_pred.png"
+    tmp = path.with_name("." + path.name + ".tmp.png")
+    if not cv2.imwrite(str(tmp), labelids):
+        from segment.errors import UserError
+
+        raise UserError(f"cannot write {path}; check that the folder is writable and has space")
+    tmp.replace(path)
