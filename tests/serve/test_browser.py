@@ -21,7 +21,7 @@ pytestmark = [
 ]
 
 
-def test_upload_shows_overlay_legend_and_timing(demo_server, street_jpeg, tmp_path):
+def test_upload_shows_overlay_legend_and_timing(demo_server, street_jpeg, tmp_path, bomb_png):
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
     base = demo_server.url.rstrip("/")
     blocked: list[str] = []
@@ -54,6 +54,15 @@ def test_upload_shows_overlay_legend_and_timing(demo_server, street_jpeg, tmp_pa
             shot = tmp_path / "demo.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
+
+            # A bad upload gets its reason shown on the page (the server refuses it from its header).
+            bomb = tmp_path / "huge_header.png"
+            bomb.write_bytes(bomb_png(3000, 2000))
+            page.goto(demo_server.url)  # a fresh page: its upload box is empty again
+            page.locator("#photo input[type=file]").set_input_files(str(bomb))
+            toast = page.locator("[data-testid=toast-text]").filter(has_text="above the limit of 4 MP")
+            toast.first.wait_for(state="visible", timeout=60_000)
+            assert "huge_header.png" in toast.first.inner_text()
         finally:
             browser.close()
     assert blocked == [], f"the page tried to reach other hosts: {blocked}"
