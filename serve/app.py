@@ -262,7 +262,7 @@ def build_app(*, predictor, settings: DemoSettings | None = None, examples: list
         # Uploading, picking an example or switching resolution re-runs at once.
         photo.change(api_visibility="private", **common).then(**then)
         resolution.change(api_visibility="private", **common).then(**then)
-        opacity.release(**then, queue=False)
+        opacity.change(**then, queue=False, trigger_mode="always_last")  # dragging: only the last value waits
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return demo
 

@@ -51,6 +51,12 @@ def test_upload_shows_overlay_legend_and_timing(demo_server, street_jpeg, tmp_pa
             page.locator("#summary").get_by_text("ms").first.wait_for(timeout=30_000)
             assert "%" in page.locator("#legend").inner_text()
             assert page.locator("#segmap img").count() == 1
+            # Moving the opacity re-blends the last result into a new overlay file.
+            before = overlay.get_attribute("src")
+            page.locator("#opacity input[type=number]").fill("0.9")
+            page.locator("#opacity input[type=number]").press("Enter")
+            page.wait_for_function("(old) => { const i = document.querySelector('#overlay img');"
+                                   " return i && i.getAttribute('src') !== old; }", arg=before, timeout=30_000)
             shot = tmp_path / "demo.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
