@@ -3,7 +3,7 @@
 Safety choices, each tested in tests/serve:
 - uploads are capped in bytes (``max_file_size``) and in pixels (checked from
   the header before decoding, in ``segment.images.read_image``);
-- Gradio's own image preprocessing is bypassed (``UploadedImage``) because it
+- Gradio's own image preprocessing is bypassed (``photo_input``) because it
   opens every upload with Pillow before our checks could run;
 - Gradio's temporary folder is a fresh private one per server, so the file
   routes can serve nothing but this server's uploads, outputs and examples;
@@ -77,28 +77,34 @@ class Upload(NamedTuple):
     name: str  # the user's file name, for messages and output names
 
 
-class UploadedImage(gr.Image):
-    """``gr.Image`` whose value reaches our code undecoded.
+def _undecoded_upload(payload) -> Upload | None:
+    """The photo input's preprocess: hand our code the uploaded file, not a decoded image.
 
-    Gradio's preprocessing calls ``PIL.Image.open`` on every upload: a non-image
-    would fail there with a message naming a server path, and a decompression
-    bomb would be judged by Pillow's limits, not ours. The browser side is the
-    stock image component.
+    Gradio's ``gr.Image`` preprocessing calls ``PIL.Image.open`` on every upload:
+    a non-image would fail there with a message naming a server path, and a
+    decompression bomb would be judged by Pillow's limits, not ours.
     """
+    if payload is None:
+        return None
+    name = Path(payload.orig_name or payload.path or "image").name
+    if payload.path is None and payload.url and payload.url.startswith("data:"):
+        _, _, encoded = payload.url.partition(",")
+        return Upload(path=None, data=base64.b64decode(encoded, validate=False), name=name)
+    if payload.path is None:
+        raise gr.Error("No image received: upload a JPEG, PNG or WebP file.")
+    return Upload(path=payload.path, data=None, name=name)
 
-    def get_block_name(self) -> str:
-        return "image"  # the Svelte component to use: the stock one
 
-    def preprocess(self, payload) -> Upload | None:
-        if payload is None:
-            return None
-        name = Path(payload.orig_name or payload.path or "image").name
-        if payload.path is None and payload.url and payload.url.startswith("data:"):
-            _, _, encoded = payload.url.partition(",")
-            return Upload(path=None, data=base64.b64decode(encoded, validate=False), name=name)
-        if payload.path is None:
-            raise gr.Error("No image received: upload a JPEG, PNG or WebP file.")
-        return Upload(path=payload.path, data=None, name=name)
+def photo_input(**kwargs) -> gr.Image:
+    """The stock image upload box with ``_undecoded_upload`` as its preprocessing.
+
+    Set on the instance rather than in a ``gr.Image`` subclass: Gradio writes a
+    ``.pyi`` stub next to the source of every component subclass when it is
+    defined, which would fail (or litter) in an installed package.
+    """
+    box = gr.Image(type="filepath", image_mode=None, **kwargs)
+    box.preprocess = _undecoded_upload
+    return box
 
 
 def _safe_stem(name: str) -> str:
@@ -231,8 +237,7 @@ def build_app(*, predictor, settings: DemoSettings | None = None, examples: list
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
-                photo = UploadedImage(label="Street photo", type="filepath", image_mode=None,
-                                      sources=["upload", "clipboard"], elem_id="photo")
+                photo = photo_input(label="Street photo", sources=["upload", "clipboard"], elem_id="photo")
                 resolution = gr.Radio([(label, key) for key, label in RESOLUTIONS.items()], value="half",
                                       label="Model resolution", elem_id="resolution")
                 run = gr.Button("Segment", variant="primary", elem_id="run")

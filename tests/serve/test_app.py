@@ -28,7 +28,7 @@ def test_api_endpoint_is_named_segment_and_takes_image_and_resolution(client):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert list(endpoints) == [f"/{API_NAME}"]  # internal events are private
     params = endpoints[f"/{API_NAME}"]["parameters"]
-    assert [(p["parameter_name"], p["component"]) for p in params] == [("image", "Uploadedimage"), ("resolution", "Radio")]
+    assert [(p["parameter_name"], p["component"]) for p in params] == [("image", "Image"), ("resolution", "Radio")]
     assert params[1]["type"]["enum"] == ["half", "full"]
 
 
@@ -167,3 +167,12 @@ def test_analytics_off_and_private_temp_dir(demo_server):
     assert not gradio.analytics.analytics_enabled()
     assert demo_server.temp_dir.name.startswith("segment-demo-")
     assert (demo_server.temp_dir.stat().st_mode & 0o077) == 0  # only this user can read it
+
+
+def test_importing_the_app_writes_no_stub_files():
+    """Gradio writes a .pyi beside any module defining a component subclass; an installed package may be read-only."""
+    from pathlib import Path
+
+    import serve.app
+
+    assert not Path(serve.app.__file__).with_suffix(".pyi").exists()
