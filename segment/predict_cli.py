@@ -109,8 +109,11 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str) -> tuple[list[Job], lis
     jobs: list[Job] = []
     failures: list[Failure] = []
     claimed: dict[Path, Path] = {}
+    out_root = out.resolve()
 
     def add(path: Path, relative: Path) -> None:
+        if path.resolve().is_relative_to(out_root):
+            return  # our own earlier outputs (--out inside an input folder) are not inputs
         target = output_for(path, relative)
         key = target.resolve()
         if key in claimed:
@@ -139,8 +142,6 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str) -> tuple[list[Job], lis
                 add(p, Path(p.name))
         else:
             failures.append(Failure(item, "no such file or folder"))
-    if out.resolve() in {j.source.resolve() for j in jobs}:
-        failures.append(Failure(str(out), "--out is one of the inputs"))
     return jobs, failures
 
 
@@ -191,7 +192,12 @@ def run(args: argparse.Namespace) -> int:
             failures.append(Failure(str(job.source), str(exc).removeprefix(f"{job.source}: ")))
             bar.write(f"skipped {job.source}: {failures[-1].reason}", file=sys.stderr)
             continue
-        labels = predictor.predict(image, size=size).labels
+        try:
+            labels = predictor.predict(image, size=size).labels
+        except Exception as exc:  # e.g. an image too small for the network at --size native
+            failures.append(Failure(str(job.source), f"segmentation failed ({type(exc).__name__}: {exc})"))
+            bar.write(f"failed {job.source}: {failures[-1].reason}", file=sys.stderr)
+            continue
         try:
             write_png(job.output, render(args.fmt, image, labels, predictor.palette, args.opacity))
         except OSError as exc:  # disk full, permission: report, keep going with the rest

@@ -186,3 +186,31 @@ def test_real_model_labelid_output_is_scored(tmp_path, cityscapes, checkpoint):
     scores = ev.evaluateImgLists([ev.getPrediction(args, gt) for gt in gts], gts, args)
     assert set(CITYSCAPES_CLASSES) <= set(scores["classScores"])
     assert all(np.isnan(v) or 0.0 <= v <= 1.0 for v in scores["classScores"].values())
+
+
+def test_out_inside_input_folder_is_not_read_back(tmp_path, checkpoint):
+    photos(tmp_path / "in", ["a.png"])
+    for _ in range(2):  # the second run must not segment the first run's outputs
+        assert predict("--checkpoint", checkpoint, tmp_path / "in", "--out", tmp_path / "in" / "seg",
+                       "--size", "64x128") == 0
+    assert sorted(p.name for p in (tmp_path / "in").rglob("*.png")) == ["a.png", "a_color.png"]
+
+
+def test_segmentation_failure_is_reported_and_the_rest_written(tmp_path, checkpoint, capsys, monkeypatch):
+    real = Predictor.from_checkpoint(checkpoint)
+
+    class FailsOnTall:
+        classes, palette, name = real.classes, real.palette, real.name
+
+        def predict(self, image, *, size):
+            if image.shape[0] > image.shape[1]:
+                raise RuntimeError("backend rejected this shape")
+            return real.predict(image, size=size)
+
+    monkeypatch.setattr(predict_cli, "load_predictor", lambda *a, **k: FailsOnTall())
+    photos(tmp_path / "in", ["wide.png"], size=(48, 96))
+    photos(tmp_path / "in", ["tall.png"], size=(96, 48))
+    rc = predict("--checkpoint", checkpoint, tmp_path / "in", "--out", tmp_path / "out", "--size", "native")
+    err = capsys.readouterr().err
+    assert rc == 1 and "tall.png: segmentation failed (RuntimeError: backend rejected this shape)" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["wide_color.png"]
