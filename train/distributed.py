@@ -72,3 +72,19 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def param_divergence(model: torch.nn.Module, info: DistInfo) -> float:
+    """Largest |difference| between this run's parameters on any rank and on rank 0 (0.0 = in sync).
+
+    DDP keeps replicas identical by construction (same init broadcast, same
+    averaged gradients); this checks it at the end of a run, cheaply.
+    """
+    if not info.enabled:
+        return 0.0
+    flat = torch.cat([p.detach().float().reshape(-1) for p in model.parameters()])
+    reference = flat.clone()
+    dist.broadcast(reference, src=0)
+    diff = (flat - reference).abs().max().reshape(1)
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+    return float(diff.item())

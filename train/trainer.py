@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from segment.errors import UserError
 from train.checkpointing import load_training_checkpoint, save_checkpoint, set_rng_state, training_checkpoint
 from train.config import TrainConfig
-from train.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed, resolve_device
+from train.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed, param_divergence, resolve_device
 from train.engine import evaluate, train_step
 from train.logs import RunLog, echo, progress_bar
 from train.metrics import format_table
@@ -252,6 +252,7 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
             epoch, offset = divmod(it, bpe)
             sampler.set_epoch(epoch, offset)
             for images, masks in loader:
+                lr = optimizer.param_groups[0]["lr"]  # the lr of this step (the scheduler moves it after)
                 loss = train_step(model=net, images=images, masks=masks, criterion=criterion, optimizer=optimizer,
                                   scheduler=scheduler, scaler=scaler, device=device, amp=cfg.amp,
                                   channels_last=cfg.channels_last)
@@ -264,12 +265,11 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
                     bar.close()
                     kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
                     raise TrainingDiverged(
-                        f"loss became {loss_value} at iteration {it} (lr {scheduler.get_last_lr()[0]:.3g}); "
+                        f"loss became {loss_value} at iteration {it} (lr {lr:.3g}); "
                         f"stopped without saving this state; {kept}. Lower --lr, raise --warmup-iters, "
                         "or train with --amp none")
                 images_seen += images.shape[0] * info.world_size
                 loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
-                lr = scheduler.get_last_lr()[0]
                 bar.update(1)
                 if it % cfg.log_every == 0 or it == cfg.iters:
                     dt = time.perf_counter() - t0
@@ -294,13 +294,20 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
     bar.close()
     log.close()
     if stopping:
-        why = signal.Signals(stop.signum).name if signalled else f"--stop-at {stop_at}"
+        # In a multi-process run only some ranks may have received the signal.
+        signum = stop.signum or signal.SIGTERM
+        why = signal.Signals(signum).name if signalled else f"--stop-at {stop_at}"
         echo(f"stopped by {why} at iteration {it}; saved {out / 'last.pt'}; continue with "
              f"'segment train --resume {out / 'last.pt'}'", enabled=main_rank)
-        return 128 + stop.signum if signalled else 0
-    if main_rank and last_eval:
-        echo(format_table(last_eval, title=f"{cfg.dataset} {cfg.val_split} after {it} iterations "
-                                             f"(best mIoU {100 * best['miou']:.2f} at {best['iter']})"))
+        return 128 + signum if signalled else 0
+    divergence = param_divergence(model, info)
+    if main_rank:
+        if last_eval:
+            echo(format_table(last_eval, title=f"{cfg.dataset} {cfg.val_split} after {it} iterations "
+                                                 f"(best mIoU {100 * best['miou']:.2f} at {best['iter']})"))
         with open(out / "final.json", "w") as f:
-            json.dump({"iter": it, "best": best, **last_eval}, f, indent=2)
+            json.dump({"iter": it, "best": best, "world_size": info.world_size,
+                       "param_max_abs_diff_across_ranks": divergence, **last_eval}, f, indent=2)
+    if divergence > 0:
+        raise RuntimeError(f"model replicas diverged across ranks (max |diff| {divergence:g}): a DDP bug")
     return 0
