@@ -1,0 +1,70 @@
+"""Weights-only export, `segment eval` options and errors, and the shipped demo checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from dataclasses import replace
+
+import pytest
+import torch
+
+from segment.checkpoint import load_checkpoint, model_from_checkpoint
+from segment.cli import main as segment_main
+from train import trainer
+from train.export_weights import main as export_main
+
+
+@pytest.fixture
+def short_run(tiny_config):
+    assert trainer.main(replace(tiny_config, iters=2, eval_every=2)) == 0
+    return tiny_config.out
+
+
+def test_export_keeps_weights_and_metadata_only(short_run, tmp_path):
+    src, dst = f"{short_run}/last.pt", tmp_path / "small.pt"
+    assert export_main([src, str(dst), "--note", "wall_time_h=0.5"]) == 0
+    full, small = load_checkpoint(src), load_checkpoint(dst)
+    assert "optimizer" not in small and "rng" not in small and small["trained"] == {"wall_time_h": 0.5}
+    assert small["metrics"]["miou"] == full["metrics"]["miou"] and small["train_config"] == full["train_config"]
+    assert dst.stat().st_size < 0.6 * Path(src).stat().st_size
+    x = torch.randn(1, 3, 64, 128)
+    assert torch.equal(model_from_checkpoint(full)(x), model_from_checkpoint(small)(x))
+
+
+def test_eval_sizes_and_bad_size(short_run, synth_root, capsys):
+    common = ["eval", "--checkpoint", f"{short_run}/last.pt", "--dataset", "synthetic", "--data-root",
+              str(synth_root), "--workers", "0", "--json"]
+    assert segment_main(common + ["--size", "32x64"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["images"] == 4 and 0 <= result["pixel_acc"] <= 1
+    assert segment_main(common + ["--size", "big"]) == 2
+    assert "expected native, half, full or HxW" in capsys.readouterr().err
+
+
+def test_eval_of_missing_dataset_is_one_clear_line(short_run, tmp_path, capsys):
+    status = segment_main(["eval", "--checkpoint", f"{short_run}/last.pt", "--dataset", "camvid",
+                           "--data-root", str(tmp_path / "nowhere")])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "Traceback" not in err
+
+
+def test_shipped_demo_checkpoint():
+    """The bundled CamVid weights: small, inference-only, our format, with their measured val mIoU."""
+    from segment.bundled import default_checkpoint
+    from segment.presets import get_preset
+
+    path = default_checkpoint()
+    assert path.stat().st_size < 10e6
+    ckpt = load_checkpoint(path)
+    assert "optimizer" not in ckpt and "rng" not in ckpt
+    assert all(v.dtype == torch.float32 for v in ckpt["model"].values() if v.is_floating_point())
+    assert ckpt["label_space"]["name"] == "camvid" and len(ckpt["label_space"]["eval_train_ids"]) == 11
+    assert len(ckpt["classes"]) == 19 and 0.3 < ckpt["metrics"]["miou"] <= 1.0
+    default = get_preset("default").config
+    config = ckpt["model_config"]
+    assert (config["backbone"], config["rf2"], config["head"], config["head_channels"]) == (
+        default.backbone, default.rf2, default.head, default.head_channels)
+    model = model_from_checkpoint(ckpt)
+    assert model(torch.zeros(1, 3, 64, 96)).shape == (1, 19, 64, 96)
