@@ -56,7 +56,7 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_M
         ) from None
     except UnidentifiedImageError:
         raise ImageError(
-            f"{label}: not an image this app reads; use a JPEG, PNG or WebP file"
+            f"{label}: not an image in a format we read; use a JPEG, PNG or WebP file"
         ) from None
     except FileNotFoundError:
         raise ImageError(f"{label}: no such file") from None
