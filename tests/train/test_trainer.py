@@ -149,3 +149,23 @@ def test_weights_only_checkpoint_cannot_be_resumed(tiny_config, tmp_path):
     export_weights(f"{tiny_config.out}/last.pt", small)
     with pytest.raises(CheckpointError, match="weights only"):
         load_training_checkpoint(small)
+
+
+def test_bf16_autocast_and_channels_last_run(tiny_config):
+    cfg = replace(tiny_config, iters=2, eval_every=2, amp="bf16", channels_last=True)
+    assert trainer.main(cfg) == 0
+    losses = [r["loss"] for r in read_jsonl_path(cfg.out)]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_fp16_on_cpu_is_refused(tiny_config):
+    from segment.errors import UserError
+
+    with pytest.raises(UserError, match="fp16 needs a GPU"):
+        trainer.main(replace(tiny_config, amp="fp16", device="cpu"))
+
+
+def read_jsonl_path(out):
+    from pathlib import Path
+
+    return [r for r in read_jsonl(Path(out) / "metrics.jsonl") if r["kind"] == "train"]
