@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guard-dataset", default="cityscapes", help="its kind: cityscapes, camvid, folder, synthetic")
     parser.add_argument("--guard-split", default="val")
     parser.add_argument("--guard-limit", type=int, default=20, help="images of the labelled set to use (default 20)")
+    parser.add_argument("--image", help="RGB image to time and check agreement on, resized to each size "
+                                        "(default: a synthetic street scene)")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
 
 
@@ -77,10 +79,14 @@ def _stats(times_ms: list[float]) -> tuple[float, float]:
     return float(np.median(times_ms)), float(np.percentile(times_ms, 90))
 
 
-def bench_image(size: tuple[int, int]) -> np.ndarray:
-    from segment.quantize import calibration_images
+def bench_image(size: tuple[int, int], path: str | None = None) -> np.ndarray:
+    import cv2
 
-    return calibration_images(size, count=1)[0]
+    from segment.quantize import calibration_images, read_rgb
+
+    if path is None:
+        return calibration_images(size, count=1)[0]
+    return cv2.resize(read_rgb(path), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def _peer_model(kind: str):
@@ -183,7 +189,7 @@ def collect(args) -> list[dict]:
     subjects = _subjects(args)
     rows: list[dict] = []
     for size_name, size in sizes:
-        image = bench_image(size)
+        image = bench_image(size, args.image)
         for threads in thread_counts:
             configs: list[Config] = [peer_config("torchvision", size_name, size, threads, image)]
             configs += [peer_config(kind, size_name, size, threads, image) for kind in args.peer]
@@ -229,20 +235,25 @@ def _time_round_robin(configs: list[Config], *, runs: int, warmup: int) -> list[
             cfg.request_fn()
     model_t = [[] for _ in configs]
     request_t = [[] for _ in configs]
+    request_cpu = [[] for _ in configs]
     for _ in range(runs):
         for i, cfg in enumerate(configs):
             t0 = time.perf_counter()
             cfg.model_fn()
             model_t[i].append((time.perf_counter() - t0) * 1e3)
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             cfg.request_fn()
             request_t[i].append((time.perf_counter() - t0) * 1e3)
+            request_cpu[i].append((time.process_time() - c0) * 1e3)
     rows = []
-    for cfg, mt, rt in zip(configs, model_t, request_t):
+    for cfg, mt, rt, ct in zip(configs, model_t, request_t, request_cpu):
         med, p90 = _stats(mt)
         rmed, rp90 = _stats(rt)
+        # CPU time of this process (all its threads): waiting for a busy core does not count, so on
+        # a shared machine it is the steadier measure of work, most of all at 1 thread.
         rows.append({**cfg.row, "median_ms": round(med, 2), "p90_ms": round(p90, 2),
-                     "request_median_ms": round(rmed, 2), "request_p90_ms": round(rp90, 2), "runs": runs})
+                     "request_median_ms": round(rmed, 2), "request_p90_ms": round(rp90, 2),
+                     "request_cpu_ms": round(float(np.median(ct)), 2), "runs": runs})
     return rows
 
 
@@ -254,6 +265,7 @@ def _add_peer_ratios(rows: list[dict]) -> None:
         if p:
             r["peer_ratio"] = round(p["request_median_ms"] / r["request_median_ms"], 2)
             r["peer_ratio_model"] = round(p["median_ms"] / r["median_ms"], 2)
+            r["peer_ratio_cpu"] = round(p["request_cpu_ms"] / r["request_cpu_ms"], 2)
 
 
 def guard_miou(args, subjects, sizes) -> dict:
@@ -290,8 +302,9 @@ def guard_miou(args, subjects, sizes) -> dict:
 
 def format_table(rows: list[dict]) -> str:
     cols = ["model", "backend", "precision", "size", "threads", "median_ms", "p90_ms", "request_median_ms",
-            "request_p90_ms", "peer_ratio", "agreement", "miou_drop"]
-    heads = ["model", "backend", "prec", "size", "thr", "model ms", "p90", "request ms", "p90", "x peer", "agree", "dmIoU"]
+            "request_p90_ms", "peer_ratio", "request_cpu_ms", "peer_ratio_cpu", "agreement", "miou_drop"]
+    heads = ["model", "backend", "prec", "size", "thr", "model ms", "p90", "request ms", "p90", "x peer", "cpu ms",
+             "x peer cpu", "agree", "dmIoU"]
     lines = [[_cell(r.get(c), c) for c in cols] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(heads, *lines)]
     out = ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [heads, *lines]]
@@ -299,7 +312,8 @@ def format_table(rows: list[dict]) -> str:
     out.append("")
     out.append("model ms: the backend's graph alone (ours: to 1/8-resolution logits; peers: their full forward).")
     out.append("request ms: image in, labels out. x peer: torchvision LR-ASPP request time / this request time,")
-    out.append("same size and threads, timed round-robin in this run. agree: argmax agreement with torch fp32.")
+    out.append("same size and threads, timed round-robin in this run. cpu ms: process CPU time per request (all")
+    out.append("threads; robust to waiting on a shared machine). agree: argmax agreement with torch fp32.")
     return "\n".join(out)
 
 
@@ -308,7 +322,7 @@ def _cell(v, column: str = "") -> str:
         return "-"
     if column == "agreement":
         return f"{v:.4f}"
-    if column == "peer_ratio":
+    if column in ("peer_ratio", "peer_ratio_cpu"):
         return f"{v:.2f}"
     if isinstance(v, float):
         return f"{v:.1f}"
