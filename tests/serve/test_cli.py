@@ -73,3 +73,24 @@ def test_missing_checkpoint_and_bad_limits(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["demo", "--max-upload-mb", "0"]) == 2
     assert "--max-upload-mb" in capsys.readouterr().err
+
+
+class _Exploit:
+    """Unpickling this would create a file (what a malicious checkpoint could do)."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def test_checkpoint_with_code_is_refused_not_run(tmp_path, capsys):
+    import torch
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "mnv3-lraspp-checkpoint", "payload": _Exploit(marker)}, evil)
+    assert main(["demo", "--checkpoint", str(evil)]) == 2
+    assert "unsafe pickle" in capsys.readouterr().err
+    assert not marker.exists()  # weights_only=True never ran the payload
