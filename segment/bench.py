@@ -154,14 +154,21 @@ def _subjects(args) -> list[tuple[str, str | None, object]]:
     return subjects
 
 
+ARCHITECTURE = ("backbone", "width_mult", "output_stride", "rf2", "head", "head_channels", "num_classes")
+
+
 def _paper_row_of(config) -> str | None:
-    """The Table 7 row whose config this model has (checkpoints store their config)."""
+    """The paper row (Table 7 first) with this model's architecture (checkpoints store their config).
+
+    Only the table's columns count: a model trained with another crop (hence
+    another LR-ASPP pooling window) is still that row's architecture.
+    """
     from segment.presets import list_presets
 
     if config is None:
         return None
     for preset in list_presets():
-        if preset.config == config:
+        if all(getattr(preset.config, f) == getattr(config, f) for f in ARCHITECTURE):
             return preset.paper.row
     return None
 

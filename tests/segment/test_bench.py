@@ -100,3 +100,16 @@ def test_guard_data_measures_miou_and_enables_int8_only_under_half_a_point(tmp_p
         assert "mIoU drop" in cand["skipped"]
     else:
         assert "guard" not in cand.get("skipped", "")
+
+
+def test_paper_row_is_found_by_architecture():
+    import dataclasses
+
+    from segment.bench import _paper_row_of
+    from segment.presets import get_preset
+
+    config = get_preset("default").config
+    assert _paper_row_of(config) == "T7-8"
+    assert _paper_row_of(dataclasses.replace(config, train_crop=320)) == "T7-8"  # other crop, same row
+    assert _paper_row_of(get_preset("small").config) == "T7-11"
+    assert _paper_row_of(dataclasses.replace(config, head_channels=64)) is None
