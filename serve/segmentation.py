@@ -84,11 +84,15 @@ def legend_html(entries: list[LegendEntry]) -> str:
     rows = "".join(
         "<tr>"
         f"<td><span class='swatch' style='background: rgb{e.color}'></span></td>"
-        f"<td>{html.escape(e.name)}</td><td style='text-align:right'>{100 * e.share:.1f}%</td>"
+        f"<td>{html.escape(e.name)}</td><td style='text-align:right'>{html.escape(_percent(e.share))}</td>"
         "</tr>"
         for e in entries
     )
     return f"<table class='legend'><tr><th></th><th>class</th><th>pixels</th></tr>{rows}</table>"
+
+
+def _percent(share: float) -> str:
+    return "<0.1%" if share < 0.0005 else f"{100 * share:.1f}%"  # a class present never shows as 0.0%
 
 
 def summary_markdown(result: DemoResult, model_name: str) -> str:

@@ -86,6 +86,13 @@ def test_real_model_labels_match_colours(predictor, resolution):
     assert info["backend"] == predictor.backend and info["model_ms"] > 0
 
 
+def test_tiny_share_is_not_shown_as_zero():
+    labels = np.zeros((100, 100), np.uint8)
+    labels[0, 0] = 1
+    page = legend_html(legend(labels, ["a", "b"], np.zeros((2, 3), np.uint8)))
+    assert "'>&lt;0.1%<" in page and "'>0.0%<" not in page and "'>100.0%<" in page
+
+
 def test_legend_counts_every_class_present():
     labels = np.array([[0, 0, 1, 5]], np.uint8)
     entries = legend(labels, [f"c{i}" for i in range(6)], np.zeros((6, 3), np.uint8))
