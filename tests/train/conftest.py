@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from data.synthetic import write_synthetic_cityscapes
 from train.config import TrainConfig
 
 SIZE = (64, 128)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test: these models are tiny, and on a shared 2-core machine two
+    OpenMP threads spin-wait on each other (measured 20-40x slower here under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
