@@ -80,12 +80,14 @@ PAPER = TrainConfig(
 )
 
 # A few minutes on 2 CPU cores: the default model on `segment synth` scenes at
-# 256x512, 192x192 crops, AdamW with a one-cycle schedule (the fastest-learning
-# setup we found for short runs from scratch).
+# 256x512, 192x192 crops, AdamW with a one-cycle schedule (fast learning from
+# scratch in a short run). One torch thread + one loader worker fill the two
+# cores; two torch threads beside a worker oversubscribe them, and on a shared
+# machine OpenMP's spin-waiting made two threads 3-40x slower than one.
 CPU = TrainConfig(
     dataset="synthetic", crop=(192, 192), scale=(0.5, 1.5), batch=8, iters=300,
     optimizer="adamw", lr=3e-3, weight_decay=1e-2, lr_schedule="onecycle",
-    warmup_iters=0, eval_every=100, ckpt_every=100, workers=1, log_every=10,
+    warmup_iters=0, eval_every=100, ckpt_every=100, workers=1, threads=1, log_every=10,
 )
 
 # CamVid 360x480 from scratch on a shared 2-core CPU in about 1.5 hours (the
