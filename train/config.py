@@ -90,14 +90,14 @@ CPU = TrainConfig(
     warmup_iters=0, eval_every=100, ckpt_every=100, workers=1, threads=1, log_every=10,
 )
 
-# CamVid 360x480 from scratch on a shared 2-core CPU in about 1.5 hours (the
+# CamVid 360x480 from scratch on a shared 2-core CPU in about 1 hour (the
 # shipped demo weights). Measured here under load: one torch thread per process
 # ran 3-4x faster than two (OpenMP threads stall when the cores are shared), and
 # fp32 + channels_last matched bf16 autocast (~5-7 images/s at 256x320), so fp32.
 # 256x320 crops (about half a frame) with scale 0.6-1.5 and flip; AdamW + poly
 # with warm-up; ENet class weighting for the small classes (pole, sign, rider).
 CAMVID = TrainConfig(
-    dataset="camvid", crop=(256, 320), scale=(0.6, 1.5), batch=8, iters=2500,
+    dataset="camvid", crop=(256, 320), scale=(0.6, 1.5), batch=8, iters=2400,
     optimizer="adamw", lr=3e-3, weight_decay=1e-2, lr_schedule="poly", warmup_iters=100,
     class_weighting="enet", eval_every=250, ckpt_every=50, workers=1, threads=1, log_every=10,
     channels_last=True, amp="none",
