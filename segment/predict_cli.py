@@ -41,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint written by 'segment train' (default: the bundled demo model)")
     parser.add_argument("--size", default="half",
                         help="model input: half (512x1024), full (1024x2048), native (the image's own size) "
-                             "or HxW; other aspect ratios are fitted inside it and padded, not stretched; "
-                             "labels always come back at the image's size (default: half)")
+                             "or HxW; labels always come back at the image's size (default: half)")
     parser.add_argument("--format", choices=FORMATS, default="color", dest="fmt",
                         help="what to write (default: color); labelid = Cityscapes submission format")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
@@ -166,7 +165,6 @@ def run(args: argparse.Namespace) -> int:
 
     from segment.errors import UserError
     from segment.images import ImageError, read_image, write_png
-    from segment.letterbox import predict_letterboxed
 
     size = parse_size(args.size)
     if not 0.0 <= args.opacity <= 1.0:
@@ -195,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"skipped {job.source}: {failures[-1].reason}", file=sys.stderr)
             continue
         try:
-            labels = predict_letterboxed(predictor, image, size=size).labels
+            labels = predictor.predict(image, size=size).labels
         except Exception as exc:  # e.g. an image too small for the network at --size native
             failures.append(Failure(str(job.source), f"segmentation failed ({type(exc).__name__}: {exc})"))
             bar.write(f"failed {job.source}: {failures[-1].reason}", file=sys.stderr)

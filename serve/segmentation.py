@@ -2,9 +2,8 @@
 
 The photo is first fitted inside ``max_side`` pixels (2048 = the model's full
 resolution width), so a 48 MP upload costs the page no more than a Cityscapes
-frame; the model itself runs at "half" (512x1024) or "full" (1024x2048), the
-photo letterboxed into that size with its aspect ratio kept
-(``segment.letterbox``), and its labels come back at the fitted photo's size.
+frame; the model itself runs at "half" (512x1024) or "full" (1024x2048) and its
+labels come back at the fitted photo's size.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import cv2
 import numpy as np
 
 from segment.images import blend, colorize
-from segment.letterbox import predict_letterboxed
 from segment.predict import Prediction
 
 RESOLUTIONS = {"half": "half (512x1024)", "full": "full (1024x2048)"}
@@ -72,7 +70,7 @@ def segment_photo(predictor, image: np.ndarray, *, resolution: str = "half",
     if resolution not in RESOLUTIONS:
         raise ValueError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
     photo = fit_within(image, max_side)
-    prediction = predict_letterboxed(predictor, photo, size=resolution)
+    prediction = predictor.predict(photo, size=resolution)
     color = colorize(prediction.labels, predictor.palette)
     return DemoResult(photo=photo, color=color, labels=prediction.labels,
                       legend=legend(prediction.labels, predictor.classes, predictor.palette),

@@ -44,7 +44,7 @@ def test_legend_shares_and_colours_exact():
     stub = StubPredictor(halves)
     image = np.full((100, 200, 3), 200, np.uint8)
     result = segment_photo(stub, image, resolution="full")
-    assert stub.calls == [((100, 200, 3), (1024, 2048))]  # 2:1 photo: no padding needed
+    assert stub.calls == [((100, 200, 3), "full")]
     assert [(e.name, e.share) for e in result.legend] == [("road", 0.75), ("sky", 0.25)]  # car absent
     assert (result.color[0, 0] == [70, 130, 180]).all() and (result.color[-1, -1] == [128, 64, 128]).all()
     assert (result.overlay(0.0) == image).all()
