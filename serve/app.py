@@ -245,7 +245,8 @@ def build_app(*, predictor, settings: DemoSettings | None = None, examples: list
                                     elem_id="opacity")
                 if examples:
                     gr.Examples([[str(p), "half"] for p in examples], inputs=[photo, resolution],
-                                label="Examples (synthetic street scenes)")
+                                label="Examples: synthetic street scenes (drawn, not photographed; "
+                                      "a model trained on real photos segments them poorly, try your own photo)")
             with gr.Column(scale=2):
                 overlay = gr.Image(label="Overlay", type="filepath", interactive=False, elem_id="overlay")
                 segmap = gr.Image(label="Segmentation map", type="filepath", interactive=False, elem_id="segmap")
