@@ -114,7 +114,8 @@ def _safe_stem(name: str) -> str:
 
 def _user_error(message: str) -> gr.Error:
     # gr.Error renders HTML and the message contains the user's file name.
-    return gr.Error(html.escape(message), title="Cannot segment this file")
+    # No traceback in the server log for a user's bad file: it is not a server fault.
+    return gr.Error(html.escape(message), title="Cannot segment this file", print_exception=False)
 
 
 class DemoHandlers:
