@@ -21,6 +21,7 @@ _FIELDS = {
     "amp": "amp", "channels_last": "channels_last", "compile": "compile", "device": "device",
     "threads": "threads", "workers": "workers", "seed": "seed", "out": "out", "eval_every": "eval_every",
     "ckpt_every": "ckpt_every", "log_every": "log_every", "eval_size": "eval_size", "val_limit": "val_limit",
+    "bn_recalib_batches": "bn_recalib_batches",
 }
 
 
@@ -54,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, help="DataLoader workers per process")
     g.add_argument("--eval-size", help="native | half | full | HxW (image size at evaluation)")
     g.add_argument("--val-limit", type=int, help="evaluate on the first N val images only")
+    g.add_argument("--bn-recalib-batches", type=int, metavar="N",
+                   help="recompute BN statistics on N training batches before each evaluation (0 = off)")
     g = p.add_argument_group("model and optimisation")
     g.add_argument("--preset", help="model preset (segment zoo), default 'default' = Table 7 row 8")
     g.add_argument("--batch", type=int, help="global batch size (all processes together)")

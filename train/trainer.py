@@ -26,7 +26,7 @@ from segment.errors import UserError
 from train.checkpointing import load_training_checkpoint, save_checkpoint, set_rng_state, training_checkpoint
 from train.config import TrainConfig
 from train.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed, param_divergence, resolve_device
-from train.engine import evaluate, train_step
+from train.engine import evaluate, recalibrate_bn, train_step
 from train.logs import RunLog, echo, progress_bar
 from train.metrics import format_table
 from train.sampling import EpochSampler, SeededDataset, ShardSampler
@@ -231,6 +231,9 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
         return path
 
     def run_eval(iteration: int) -> dict:
+        if cfg.bn_recalib_batches:
+            recalibrate_bn(model=model, batches=bn_batches(iteration), device=device,
+                           channels_last=cfg.channels_last, info=info)
         cm = evaluate(model=model, loader=val_loader, num_classes=space.num_classes, device=device, amp=cfg.amp,
                       channels_last=cfg.channels_last, info=info)
         summary = cm.summary(classes=space.classes, eval_ids=space.eval_train_ids)
@@ -239,6 +242,18 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
         echo(f"iter {iteration}: val mIoU {100 * summary['miou']:.2f}  pixel acc {100 * summary['pixel_acc']:.2f}",
              enabled=main_rank)
         return summary
+
+    def bn_batches(iteration: int):
+        """The first bn_recalib_batches training batches of a fixed, iteration-keyed order (deterministic)."""
+        bn_sampler = EpochSampler(size=len(train_set), global_batch=cfg.batch, rank=info.rank,
+                                  world_size=info.world_size, seed=cfg.seed + 1)
+        bn_sampler.set_epoch(iteration)
+        bn_loader = DataLoader(SeededDataset(train_set), batch_size=bn_sampler.local_batch, sampler=bn_sampler,
+                               num_workers=0, drop_last=True)
+        for i, batch in enumerate(bn_loader):
+            if i >= cfg.bn_recalib_batches:
+                break
+            yield batch
 
     last_good = Path(resume) if resume else None
     bpe = sampler.batches_per_epoch

@@ -36,7 +36,7 @@ def tiny_config(synth_root, tmp_path) -> TrainConfig:
     return TrainConfig(
         dataset="synthetic", data_root=str(synth_root), preset="small", crop=(64, 64), scale=(0.75, 1.5),
         batch=4, iters=6, optimizer="adamw", lr=1e-3, weight_decay=1e-2, lr_schedule="poly", warmup_iters=2,
-        workers=0, eval_every=3, ckpt_every=2, log_every=1, out=str(tmp_path / "run"), seed=7,
+        workers=0, eval_every=3, ckpt_every=2, log_every=1, out=str(tmp_path / "run"), seed=7, bn_recalib_batches=1,
     )
 
 
