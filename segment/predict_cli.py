@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,16 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_predictor(checkpoint: str | Path | None, backend: str | None = None):
-    """``Predictor.from_checkpoint``, passing ``backend`` only to a Predictor that takes it."""
-    from segment.errors import UserError
+    """The one Predictor of the CLI and the demo (``backend=None`` lets the Predictor choose)."""
     from segment.predict import Predictor
 
-    kwargs = {}
-    if backend is not None:
-        if "backend" in inspect.signature(Predictor.from_checkpoint).parameters:
-            kwargs["backend"] = backend
-        elif backend not in ("auto", "torch"):
-            raise UserError(f"--backend {backend}: this installation's predictor runs torch only")
+    kwargs = {} if backend is None else {"backend": backend}
     return Predictor.from_checkpoint(checkpoint, **kwargs)
 
 
