@@ -13,7 +13,6 @@ import json
 import math
 import random
 import signal
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
