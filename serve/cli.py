@@ -69,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
                    blocked=[Path(checkpoint).resolve().parent, *_export_cache(predictor)])
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({exc}); pick another --port") from None
+    except KeyboardInterrupt:
+        # A signal that lands while launch() is still starting up (before Gradio's own
+        # loop catches it) is the same request to stop: close the server, exit 0.
+        demo.close()
+        print("segment demo: stopped", flush=True)
     return 0
 
 
