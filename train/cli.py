@@ -21,7 +21,7 @@ _FIELDS = {
     "amp": "amp", "channels_last": "channels_last", "compile": "compile", "device": "device",
     "threads": "threads", "workers": "workers", "seed": "seed", "out": "out", "eval_every": "eval_every",
     "ckpt_every": "ckpt_every", "log_every": "log_every", "eval_size": "eval_size", "val_limit": "val_limit",
-    "bn_recalib_batches": "bn_recalib_batches",
+    "bn_recalib_batches": "bn_recalib_batches", "init_weights": "init_weights", "extra_train": "extra_train",
 }
 
 
@@ -53,12 +53,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop", type=_pair(int), metavar="HxW", help="training crop, e.g. 769x769")
     g.add_argument("--scale", type=_pair(float), metavar="LO,HI", help="random scale range, e.g. 0.5,2.0")
     g.add_argument("--workers", type=int, help="DataLoader workers per process")
+    g.add_argument("--extra-train", action="append", metavar="NAME:ROOT",
+                   help="another training set concatenated to the main one (repeatable), e.g. synthetic:runs/synth; "
+                   "same label space required")
     g.add_argument("--eval-size", help="native | half | full | HxW (image size at evaluation)")
     g.add_argument("--val-limit", type=int, help="evaluate on the first N val images only")
     g.add_argument("--bn-recalib-batches", type=int, metavar="N",
                    help="recompute BN statistics on N training batches before each evaluation (0 = off)")
     g = p.add_argument_group("model and optimisation")
     g.add_argument("--preset", help="model preset (segment zoo), default 'default' = Table 7 row 8")
+    g.add_argument("--init-weights", metavar="CKPT",
+                   help="start from this checkpoint's model weights (fine-tune; fresh optimizer and schedule)")
     g.add_argument("--batch", type=int, help="global batch size (all processes together)")
     g.add_argument("--iters", type=int, help="optimizer steps")
     g.add_argument("--lr", type=float, help="peak learning rate")
@@ -86,6 +91,8 @@ def config_from_args(args: argparse.Namespace):
     from train.config import TrainConfig, get_recipe
 
     overrides = {field: getattr(args, opt) for opt, field in _FIELDS.items()}
+    if overrides["extra_train"] is not None:
+        overrides["extra_train"] = tuple(overrides["extra_train"])
     if args.resume:
         from train.checkpointing import load_training_checkpoint
 

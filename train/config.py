@@ -21,8 +21,10 @@ class TrainConfig:
     hflip: bool = True  # random horizontal flip
     eval_size: str = "native"  # image size the model sees at evaluation: native | half | full | HxW
     workers: int = 4  # DataLoader worker processes per rank
+    extra_train: tuple[str, ...] = ()  # more training sets "NAME:ROOT" (their train_split), concatenated to the main one
     # --- model
     preset: str = "default"  # segment.presets name ("default" = Table 7 row 8)
+    init_weights: str = ""  # checkpoint whose model weights start the run (a fine-tune; fresh optimizer/schedule)
     # --- optimisation
     batch: int = 16  # GLOBAL batch (all ranks together); must divide by the number of ranks
     iters: int = 120_000  # optimizer steps

@@ -58,6 +58,13 @@ def build_datasets(cfg: TrainConfig):
                         "(for synthetic data, write one with 'segment synth --out DIR')")
     train_set = build_dataset(name=cfg.dataset, root=cfg.data_root, split=cfg.train_split,
                               transform=train_transform(crop=tuple(cfg.crop), scale=tuple(cfg.scale), hflip=cfg.hflip))
+    if cfg.extra_train:
+        from train.concat import ConcatTrainSet, parse_extra
+
+        # One transform object for all parts: SeededDataset reseeds it per sample.
+        extras = [build_dataset(name=name, root=root, split=cfg.train_split, transform=train_set.transform)
+                  for name, root in map(parse_extra, cfg.extra_train)]
+        train_set = ConcatTrainSet(parts=[train_set, *extras])
     val_set = None
     if cfg.val_split:
         val_set = build_dataset(name=cfg.dataset, root=cfg.data_root, split=cfg.val_split,
@@ -77,6 +84,25 @@ def build_model_config(cfg: TrainConfig, num_classes: int):
     # The LR-ASPP pooling window is the training crop / output stride (the paper's
     # 769 -> 49): at training time it pools the whole crop.
     return replace(preset.config, num_classes=num_classes, train_crop=max(cfg.crop))
+
+
+def load_init_weights(model: torch.nn.Module, *, path: str, model_config, classes) -> None:
+    """Start from another run's weights (a fine-tune); refuse a different model or label set."""
+    from segment.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    # train_crop / pool_stride set the LR-ASPP pooling window only (no weights): they follow this run's crop.
+    ours = {k: v for k, v in model_config.to_dict().items() if k not in ("train_crop", "pool_stride")}
+    theirs = {k: v for k, v in ckpt["model_config"].items() if k not in ("train_crop", "pool_stride")}
+    diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if diff:
+        raise UserError(f"--init-weights {path}: its model differs from this run's in "
+                        + ", ".join(f"{k} ({theirs.get(k)!r} there, {ours.get(k)!r} here)" for k in diff)
+                        + "; use the same --preset and dataset classes")
+    if list(ckpt["classes"]) != list(classes):
+        raise UserError(f"--init-weights {path}: its classes {list(ckpt['classes'])} differ from this "
+                        f"dataset's {list(classes)}")
+    model.load_state_dict(ckpt["model"])
 
 
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -168,7 +194,10 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
 
     # --- model, loss, optimizer, schedule
     model_config = build_model_config(cfg, space.num_classes)
-    model = build_model(model_config).to(device)
+    model = build_model(model_config)
+    if cfg.init_weights and ckpt is None:  # a resumed run has its own weights
+        load_init_weights(model, path=cfg.init_weights, model_config=model_config, classes=space.classes)
+    model = model.to(device)
     if info.enabled and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if cfg.channels_last:
@@ -217,8 +246,9 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         echo(f"training {cfg.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params) on "
-             f"{cfg.dataset} {cfg.train_split} ({len(train_set)} images), {info.world_size} process(es) on {device}, "
-             f"global batch {cfg.batch}, {cfg.iters} iterations" + (f", resuming at {start}" if start else ""))
+             f"{cfg.dataset} {cfg.train_split}{''.join(' + ' + e for e in cfg.extra_train)} ({len(train_set)} images), {info.world_size} process(es) on {device}, "
+             f"global batch {cfg.batch}, {cfg.iters} iterations" + (f", resuming at {start}" if start else "")
+             + (f", starting from the weights of {cfg.init_weights}" if cfg.init_weights and not start else ""))
 
     def save(name: str, iteration: int) -> Path:
         path = out / name
