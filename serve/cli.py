@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     # Gradio closes cleanly and the private temp folder is removed at exit.
     signal.signal(signal.SIGTERM, _interrupt)
     demo = build_app(predictor=predictor, settings=settings, handlers=handlers)
-    print(f"segment demo: {predictor.name} on {predictor.backend}; open http://{args.host}:{args.port} "
+    # With --backend auto, say what was chosen for each prepared size, not "auto".
+    chosen = ", ".join(f"{sel.backend} {sel.precision} at {h}x{w}" for (h, w), sel in predictor.selections.items())
+    print(f"segment demo: {predictor.name} on {chosen or predictor.backend}; open http://{args.host}:{args.port} "
           "(Ctrl+C to stop)", flush=True)
     try:
         launch_app(demo, host=args.host, port=args.port, settings=settings,
