@@ -61,18 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_size(text: str) -> tuple[str, tuple[int, int]]:
-    from segment.errors import UserError
-    from segment.predict import SIZES
+    from segment.predict import SIZES, parse_hw
 
-    if text in SIZES:
-        return text, SIZES[text]
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {text!r}: use half, full or HxW (e.g. 256x512)") from None
-    if h < 32 or w < 32:
-        raise UserError(f"--size {text!r}: at least 32x32")
-    return f"{h}x{w}", (h, w)
+    h, w = parse_hw(text, error=f"--size {text!r}: use half, full or HxW of at least 32x32 (e.g. 256x512)", minimum=32)
+    return (text if text in SIZES else f"{h}x{w}"), (h, w)
 
 
 def _stats(times_ms: list[float]) -> tuple[float, float]:

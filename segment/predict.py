@@ -28,6 +28,24 @@ from segment.checkpoint import load_checkpoint, model_from_checkpoint
 from segment.postprocess import upsample_argmax
 
 SIZES = {"half": (512, 1024), "full": (1024, 2048)}
+
+
+def parse_hw(text: str, *, error: str, minimum: int = 1) -> tuple[int, int]:
+    """"half" | "full" | "HxW" -> (H, W); anything else raises UserError(``error``).
+
+    The one parser of size options (predict, bench, eval); callers handle "native".
+    """
+    from segment.errors import UserError
+
+    if text in SIZES:
+        return SIZES[text]
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        h = w = 0
+    if h < minimum or w < minimum:
+        raise UserError(error)
+    return h, w
 MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
 MAX_INT8_MIOU_DROP = 0.5  # mIoU points; int8 is offered only with a guard record under this
 

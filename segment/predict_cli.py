@@ -63,17 +63,11 @@ def load_predictor(checkpoint: str | Path | None, backend: str | None = None):
 
 
 def parse_size(text: str):
-    from segment.errors import UserError
+    from segment.predict import parse_hw
 
     if text in ("half", "full", "native"):
         return text
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        if h > 0 and w > 0:
-            return (h, w)
-    except ValueError:
-        pass
-    raise UserError(f"--size {text!r}: use half, full, native or HxW such as 768x1536")
+    return parse_hw(text, error=f"--size {text!r}: use half, full, native or HxW such as 768x1536")
 
 
 @dataclass

@@ -31,8 +31,6 @@ from train.metrics import format_table
 from train.sampling import EpochSampler, SeededDataset, ShardSampler
 from train.schedules import build_scheduler
 
-EVAL_SIZES = {"half": (512, 1024), "full": (1024, 2048), "native": None}
-
 
 class TrainingDiverged(UserError):
     """The loss became NaN or Inf."""
@@ -40,13 +38,11 @@ class TrainingDiverged(UserError):
 
 def parse_size(text: str) -> tuple[int, int] | None:
     """"native" | "half" | "full" | "HxW" -> (H, W) or None (the image's own size)."""
-    if text in EVAL_SIZES:
-        return EVAL_SIZES[text]
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"size {text!r}: expected native, half, full or HxW such as 512x1024") from None
-    return h, w
+    from segment.predict import parse_hw
+
+    if text == "native":
+        return None
+    return parse_hw(text, error=f"size {text!r}: expected native, half, full or HxW such as 512x1024")
 
 
 def build_datasets(cfg: TrainConfig):
