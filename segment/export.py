@@ -70,6 +70,46 @@ def onnx_to_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) 
     return folder / "model.xml"
 
 
+def openvino_mixed_ir(fp32_xml: str | os.PathLike, mixed_xml: str | os.PathLike) -> Path:
+    """Copy an fp32 IR with the layers of precision "mixed" marked to stay fp32 under a bf16 hint.
+
+    Which layers: ``segment.backends.graph.is_fp32_node``. The mark is the IR's
+    ``precise`` runtime attribute (OpenVINO's "keep this node's original
+    precision"), which the CPU plugin honours when it lowers the rest to bf16.
+    The OpenVINO backend reads back the precision each convolution really runs
+    at, so a plugin that ignored the mark would be reported as plain bf16.
+    """
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    from segment.backends.cache import atomic_write
+    from segment.backends.graph import is_fp32_node
+
+    fp32_xml, mixed_xml = Path(fp32_xml), Path(mixed_xml)
+    tree = ET.parse(fp32_xml)
+    marked = 0
+    for layer in tree.getroot().iter("layer"):
+        if layer.get("type") in ("Const", "Parameter", "Result") or not is_fp32_node(layer.get("name", "")):
+            continue
+        rt_info = layer.find("rt_info")
+        if rt_info is None:
+            rt_info = ET.Element("rt_info")
+            # The IR lists a layer's <data> first; the runtime info follows it.
+            layer.insert(1 if layer.find("data") is not None else 0, rt_info)
+        ET.SubElement(rt_info, "attribute", {"name": "precise", "version": "0"})
+        marked += 1
+    if not marked:
+        raise ValueError(f"{fp32_xml}: no layer of the fp32 input side found to mark for precision 'mixed'")
+
+    def write(tmp_dir: Path) -> None:
+        tmp_dir.mkdir()
+        tree.write(tmp_dir / "model.xml", encoding="utf-8", xml_declaration=True)
+        shutil.copyfile(fp32_xml.with_suffix(".bin"), tmp_dir / "model.bin")
+
+    folder = atomic_write(mixed_xml.parent / (mixed_xml.stem + ".ir"), write)
+    return folder / "model.xml"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint to export (default: the bundled demo model)")
     parser.add_argument("--preset", help="export a randomly initialised preset instead of a checkpoint")

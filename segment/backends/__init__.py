@@ -1,4 +1,4 @@
-"""Inference backends: torch, ONNX Runtime, OpenVINO, each at fp32 / bf16 / int8 where it can.
+"""Inference backends: torch, ONNX Runtime, OpenVINO, each at fp32 / bf16 / mixed / int8 where it can.
 
 ``build_backend`` turns a model into a runnable graph for one input size,
 exporting (and caching) ONNX / OpenVINO IR / int8 files on first use.
@@ -25,7 +25,9 @@ __all__ = [
 
 def graph_key(model: torch.nn.Module, *, mean, std) -> str:
     """The cache key of a model's exports: weights, config-shaped state and normalization."""
-    return model_key(InferenceGraph(model=model, mean=mean, std=std))
+    from segment.backends.graph import GRAPH_VERSION
+
+    return model_key(InferenceGraph(model=model, mean=mean, std=std), extra={"graph": GRAPH_VERSION})
 
 
 def available_backends() -> list[str]:
@@ -45,9 +47,9 @@ def candidate_specs(*, threads: int | None = None) -> list[BackendSpec]:
         for precision in PRECISIONS:
             if backend == "torch" and precision == "int8":
                 continue
-            if backend == "onnxruntime" and precision == "bf16":
+            if backend == "onnxruntime" and precision in ("bf16", "mixed"):
                 continue  # ORT's CPU provider has no bf16 kernels for these ops
-            if precision == "bf16" and not cpu_has_bf16():
+            if precision in ("bf16", "mixed") and not cpu_has_bf16():
                 continue
             specs.append(BackendSpec(backend=backend, precision=precision, threads=threads))
     return specs
@@ -72,7 +74,7 @@ def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: s
     from segment.export import export_graph_onnx, onnx_to_openvino
 
     graph = InferenceGraph(model=model, mean=mean, std=std).eval()
-    folder = Path(cache_dir or default_cache_dir()) / model_key(graph) / f"{size[0]}x{size[1]}"
+    folder = Path(cache_dir or default_cache_dir()) / graph_key(model, mean=mean, std=std) / f"{size[0]}x{size[1]}"
     fp32 = folder / "graph-fp32.onnx"
     if not fp32.exists():
         export_graph_onnx(graph, fp32, size=tuple(size))
@@ -89,6 +91,13 @@ def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: s
     xml = onnx_path.with_name(onnx_path.stem + ".ir") / "model.xml"
     if not xml.exists():
         xml = onnx_to_openvino(onnx_path, onnx_path.with_suffix(".xml"))
+    if precision == "mixed":
+        mixed = folder / "graph-mixed.ir" / "model.xml"
+        if not mixed.exists():
+            from segment.export import openvino_mixed_ir
+
+            mixed = openvino_mixed_ir(xml, folder / "graph-mixed.xml")
+        return mixed
     return xml
 
 
@@ -129,8 +138,8 @@ def build_backend(model: torch.nn.Module, *, mean, std, size: tuple[int, int], s
         return TorchBackend(graph=InferenceGraph(model=model, mean=mean, std=std), size=size, spec=spec)
     fmt = "onnx" if spec.backend == "onnxruntime" else "openvino"
     # Check the precision before a slow export.
-    if spec.backend == "onnxruntime" and spec.precision == "bf16":
-        raise BackendError("onnxruntime backend runs fp32 or int8, not 'bf16'")
+    if spec.backend == "onnxruntime" and spec.precision in ("bf16", "mixed"):
+        raise BackendError(f"onnxruntime backend runs fp32 or int8, not {spec.precision!r}")
     path = _artifact(model, mean=mean, std=std, size=size, fmt=fmt, precision=spec.precision, calib_data=calib_data,
                      calib_count=calib_count, cache_dir=cache_dir)
     if spec.backend == "onnxruntime":

@@ -10,7 +10,8 @@ import torch
 from segment.errors import UserError
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("fp32", "bf16", "mixed", "int8")
+# mixed: bf16 except the input side (normalization, stem, first block) in fp32; see graph.FP32_MODULES.
 
 
 class BackendError(UserError):
@@ -20,7 +21,7 @@ class BackendError(UserError):
 @dataclass
 class BackendSpec:
     backend: str  # "torch" | "onnxruntime" | "openvino"
-    precision: str = "fp32"  # requested: "fp32" | "bf16" | "int8"
+    precision: str = "fp32"  # requested: "fp32" | "bf16" | "mixed" | "int8"
     threads: int | None = None  # None: all cores torch sees
     compile: bool = False  # torch only: torch.compile the graph
     channels_last: bool = True  # torch only: NHWC activations (oneDNN's fast path)

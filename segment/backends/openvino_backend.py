@@ -2,7 +2,9 @@
 
 OpenVINO executes "fp32" models in bf16 on CPUs with bf16 instructions unless
 ``INFERENCE_PRECISION_HINT`` says f32, so the precision is always set
-explicitly and read back from the compiled model: the label is the truth.
+explicitly, and the label is read back from the precision every convolution of
+the compiled graph runs at: the label is the truth. "mixed" is the bf16 hint on
+an IR whose input-side layers are marked to stay fp32 (``segment.export.openvino_mixed_ir``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,31 @@ import numpy as np
 
 from segment.backends.base import Backend, BackendError, BackendSpec, resolve_threads
 
-_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the layers left unquantized run in f32
-_LABEL = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+_HINT = {"fp32": "f32", "bf16": "bf16", "mixed": "bf16", "int8": "f32"}  # int8: the layers left unquantized run in f32
+_CONVS = ("Convolution", "GroupConvolution")
+
+
+def conv_precisions(compiled) -> dict[str, str]:
+    """layer name -> the precision each convolution of the compiled graph really runs at ("f32", "bf16", ...)."""
+    out = {}
+    for op in compiled.get_runtime_model().get_ops():
+        rt = op.get_rt_info()
+        if "layerType" in rt and rt["layerType"].astype(str) in _CONVS:
+            out[op.get_friendly_name()] = rt["runtimePrecision"].astype(str).lower()
+    return out
 
 
 def _precision_label(compiled, requested: str) -> str:
-    real = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
-    real = next((label for key, label in _LABEL.items() if key in real.replace("float32", "f32").replace("bfloat16", "bf16")), real)
-    return "int8" if requested == "int8" else real
+    """What ran, read from the compiled graph rather than from what was asked for."""
+    if requested == "int8":
+        return "int8"
+    found = set(conv_precisions(compiled).values())
+    floats = {p for p in found if p in ("f32", "bf16", "f16")}
+    if floats == {"f32", "bf16"}:
+        return "mixed"
+    if len(floats) == 1:
+        return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}[floats.pop()]
+    return "+".join(sorted(found)) or "unknown"
 
 
 class OpenVinoBackend(Backend):
@@ -30,11 +49,11 @@ class OpenVinoBackend(Backend):
         import openvino as ov
 
         if spec.precision not in _HINT:
-            raise BackendError(f"openvino backend runs fp32, bf16 or int8, not {spec.precision!r}")
+            raise BackendError(f"openvino backend runs fp32, bf16, mixed or int8, not {spec.precision!r}")
         self.size = tuple(size)
         self.threads = resolve_threads(spec.threads)
         core = ov.Core()
-        if spec.precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if spec.precision in ("bf16", "mixed") and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise BackendError("this CPU has no bf16 support in OpenVINO; use precision fp32")
         config = {
             "INFERENCE_PRECISION_HINT": _HINT[spec.precision],

@@ -1,4 +1,4 @@
-"""PyTorch eager (optionally channels_last, bf16 autocast, torch.compile)."""
+"""PyTorch eager (optionally channels_last, bf16 autocast — whole or "mixed" — and torch.compile)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from segment.backends.base import Backend, BackendError, BackendSpec, resolve_threads
-from segment.backends.graph import InferenceGraph
+from segment.backends.graph import FP32_MODULES, InferenceGraph
 
 
 def cpu_has_bf16() -> bool:
@@ -37,18 +37,41 @@ def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+class _Fp32(torch.nn.Module):
+    """Runs the wrapped module in fp32 even inside a bf16 autocast region (precision "mixed")."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            return self.module(x.float())
+
+
+def keep_fp32(graph: torch.nn.Module, names=FP32_MODULES) -> torch.nn.Module:
+    """Wrap the named submodules (in place) so autocast leaves them in fp32."""
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = graph.get_submodule(parent_name)
+        setattr(parent, child, _Fp32(getattr(parent, child)))
+    return graph
+
+
 class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, *, graph: InferenceGraph, size: tuple[int, int], spec: BackendSpec) -> None:
-        if spec.precision not in ("fp32", "bf16"):
-            raise BackendError(f"torch backend runs fp32 or bf16, not {spec.precision!r}; use onnxruntime or openvino for int8")
-        if spec.precision == "bf16" and not cpu_has_bf16():
+        if spec.precision not in ("fp32", "bf16", "mixed"):
+            raise BackendError(f"torch backend runs fp32, bf16 or mixed, not {spec.precision!r}; use onnxruntime or openvino for int8")
+        if spec.precision in ("bf16", "mixed") and not cpu_has_bf16():
             raise BackendError("this CPU has no bf16 instructions (avx512_bf16/amx); use precision fp32")
         self.size = tuple(size)
         self.threads = resolve_threads(spec.threads)
         self.precision = spec.precision
         graph = fold_batchnorm(copy.deepcopy(graph).eval())
+        if spec.precision == "mixed":
+            graph = keep_fp32(graph)
         if spec.channels_last:
             graph = graph.to(memory_format=torch.channels_last)
         self.graph = torch.compile(graph) if spec.compile else graph
@@ -57,6 +80,6 @@ class TorchBackend(Backend):
     def run(self, image: np.ndarray) -> torch.Tensor:
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision != "fp32"):
             logits = self.graph(torch.from_numpy(image))
         return logits[0].float()
