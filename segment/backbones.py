@@ -162,7 +162,11 @@ class MobileNetV3Backbone(nn.Module):
         }
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        low, x = _forward_blocks(self.blocks, self.low_index, self.stem(x))
+        return self.forward_from(self.stem(x), start=0)
+
+    def forward_from(self, x: torch.Tensor, *, start: int) -> dict[str, torch.Tensor]:
+        """The features from the input of block ``start`` on (``start`` <= the low tap's block)."""
+        low, x = _forward_blocks(self.blocks[start:], self.low_index - start, x)
         return {"low": low, "high": self.last_conv(x)}
 
 
@@ -225,7 +229,11 @@ class MobileNetV2Backbone(nn.Module):
         }
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        low, high = _forward_blocks(self.blocks, self.low_index, self.stem(x))
+        return self.forward_from(self.stem(x), start=0)
+
+    def forward_from(self, x: torch.Tensor, *, start: int) -> dict[str, torch.Tensor]:
+        """The features from the input of block ``start`` on (``start`` <= the low tap's block)."""
+        low, high = _forward_blocks(self.blocks[start:], self.low_index - start, x)
         return {"low": low, "high": high}
 
 

@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guard-dataset", default="cityscapes", help="its kind: cityscapes, camvid, folder, synthetic")
     parser.add_argument("--guard-split", default="val")
     parser.add_argument("--guard-limit", type=int, default=20, help="images of the labelled set to use (default 20)")
+    parser.add_argument("--guard-out", help="also write the guard records to this JSON file; ship it beside the "
+                                            "checkpoint as <checkpoint>.guard.json and 'auto' uses it on other machines "
+                                            "with the same engine versions and bf16 hardware")
     parser.add_argument("--image", help="RGB image to time and check agreement on, resized to each size "
                                         "(default: a synthetic street scene)")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
@@ -224,7 +228,8 @@ def collect(args) -> list[dict]:
         for row in rows:
             g = rows_guard.get((row["model"], row["backend"], row["precision"], row["size"]))
             if g:
-                row.update(miou_ref=g["miou_ref"], miou=g["miou"], miou_drop=g["miou_drop"])
+                row.update(miou_ref=g["miou_ref"], miou=g["miou"], miou_drop=g["miou_drop"],
+                           guard_agreement=g["agreement"], guard_agreement_min=g["agreement_min"], guard_images=g["images"])
     return rows
 
 
@@ -268,35 +273,64 @@ def _add_peer_ratios(rows: list[dict]) -> None:
 
 
 def guard_miou(args, subjects, sizes) -> dict:
-    """mIoU of each backend/precision vs torch fp32 on a labelled set; writes the records ``auto`` reads."""
+    """Agreement and mIoU of each backend/precision vs torch fp32 on a labelled set; writes the records ``auto`` reads."""
+    import datetime
+
     from data.build import build_dataset  # lazy: segment does not depend on data at import time
 
     from segment.accuracy import confusion, miou
-    from segment.predict import save_guard_record
+    from segment.predict import cpu_kind, engine_version, save_guard_record
 
     dataset = build_dataset(name=args.guard_dataset, root=args.guard_data, split=args.guard_split)
     count = min(args.guard_limit, len(dataset))
     picks = np.linspace(0, len(dataset) - 1, count).round().astype(int) if count else []
     samples = [dataset.load(int(i)) for i in picks]
-    out = {}
+    out, shipped = {}, []
     for name, _, factory in subjects:
         ref = factory(backend="torch")
         n = len(ref.classes)
         for size_name, size in sizes:
-            ref_conf = sum(confusion(ref.reference_labels(img, size), lab, n) for img, lab in samples)
+            ref_labels = [ref.reference_labels(img, size) for img, _ in samples]
+            ref_conf = sum(confusion(r, lab, n) for r, (_, lab) in zip(ref_labels, samples))
             for spec in _specs(args, None):
                 pred = factory(backend=spec.backend, precision=spec.precision, cache_dir=args.cache_dir,
                                calib_data=args.calib_data)
                 pred.model = ref.model
-                conf = sum(confusion(pred.predict(img, size=size).labels, lab, n) for img, lab in samples)
+                labels = [pred.predict(img, size=size).labels for img, _ in samples]
+                conf = sum(confusion(lab_pred, lab, n) for lab_pred, (_, lab) in zip(labels, samples))
+                agree = [float(np.mean(a == b)) for a, b in zip(labels, ref_labels)]
                 backend = pred.backend_for(size)
-                record = {"dataset": args.guard_dataset, "root": str(args.guard_data), "split": args.guard_split,
-                          "images": count, "size": list(size), "miou_ref": round(miou(ref_conf), 3),
-                          "miou": round(miou(conf), 3)}
+                record = {"key": pred.key, "backend": spec.backend, "precision": spec.precision,
+                          "precision_used": backend.precision, "size": list(size),
+                          "engine": engine_version(spec.backend), "cpu": cpu_kind(),
+                          "dataset": args.guard_dataset, "root": str(args.guard_data), "split": args.guard_split,
+                          "images": count, "agreement": round(float(np.mean(agree)), 5) if agree else None,
+                          "agreement_min": round(min(agree), 5) if agree else None,
+                          "miou_ref": round(miou(ref_conf), 3), "miou": round(miou(conf), 3),
+                          "measured_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
                 record["miou_drop"] = round(record["miou_ref"] - record["miou"], 3)
                 save_guard_record(pred.cache_dir, pred.key, size, spec.backend, spec.precision, record)
+                shipped.append(record)
                 out[(name, backend.name, backend.precision, size_name)] = record
+    if args.guard_out:
+        write_guard_file(args.guard_out, shipped)
     return out
+
+
+def write_guard_file(path: str, records: list[dict]) -> None:
+    """Merge ``records`` into the guard file at ``path`` (one record per weights, backend, precision, size, engine, CPU)."""
+    from segment.backends.cache import write_json_atomic
+    from segment.predict import read_guard_file
+
+    def ident(r: dict) -> tuple:
+        return r.get("key"), r.get("backend"), r.get("precision"), tuple(r.get("size", ())), r.get("engine"), r.get("cpu")
+
+    merged = {ident(r): r for r in read_guard_file(path)} if Path(path).exists() else {}
+    # The dataset's folder on this machine means nothing where the file is shipped.
+    merged.update({ident(r): {k: v for k, v in r.items() if k != "root"} for r in records})
+    write_json_atomic(Path(path), {"about": "argmax agreement with torch fp32 and mIoU per backend and precision on a "
+                                            "labelled set, written by 'segment bench --guard-data --guard-out'",
+                                   "records": list(merged.values())})
 
 
 def format_table(rows: list[dict]) -> str:

@@ -36,17 +36,22 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, size: tuple[
     return path
 
 
-def export_graph_onnx(graph: torch.nn.Module, path: str | os.PathLike, *, size: tuple[int, int], opset: int = 18) -> Path:
-    """Write an :class:`segment.backends.graph.InferenceGraph` (uint8 NHWC image -> 1/8 logits) as ONNX."""
+def export_graph_onnx(graph: torch.nn.Module, path: str | os.PathLike, *, size: tuple[int, int], opset: int = 18,
+                      example: torch.Tensor | None = None, names: tuple[str, str] = ("image", "logits")) -> Path:
+    """Write an :class:`segment.backends.graph.InferenceGraph` (uint8 NHWC image -> 1/8 logits) as ONNX.
+
+    ``example``/``names``: another input (e.g. a part of the graph: ``InferenceGraph.parts``).
+    """
     from segment.backends.cache import atomic_write
 
-    example = torch.zeros(1, *size, 3, dtype=torch.uint8)
+    if example is None:
+        example = torch.zeros(1, *size, 3, dtype=torch.uint8)
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shapes are fixed per export on purpose
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the one that handles our AvgPool sizes
-            torch.onnx.export(graph.eval(), (example,), str(tmp), input_names=["image"], output_names=["logits"],
+            torch.onnx.export(graph.eval(), (example,), str(tmp), input_names=[names[0]], output_names=[names[1]],
                               opset_version=opset, dynamo=False)
 
     return atomic_write(Path(path), write)
@@ -67,46 +72,6 @@ def onnx_to_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) 
 
     # IR is two files; they are written into a folder that is renamed into place as one.
     folder = atomic_write(xml_path.parent / (xml_path.stem + ".ir"), write)
-    return folder / "model.xml"
-
-
-def openvino_mixed_ir(fp32_xml: str | os.PathLike, mixed_xml: str | os.PathLike) -> Path:
-    """Copy an fp32 IR with the layers of precision "mixed" marked to stay fp32 under a bf16 hint.
-
-    Which layers: ``segment.backends.graph.is_fp32_node``. The mark is the IR's
-    ``precise`` runtime attribute (OpenVINO's "keep this node's original
-    precision"), which the CPU plugin honours when it lowers the rest to bf16.
-    The OpenVINO backend reads back the precision each convolution really runs
-    at, so a plugin that ignored the mark would be reported as plain bf16.
-    """
-    import shutil
-    import xml.etree.ElementTree as ET
-
-    from segment.backends.cache import atomic_write
-    from segment.backends.graph import is_fp32_node
-
-    fp32_xml, mixed_xml = Path(fp32_xml), Path(mixed_xml)
-    tree = ET.parse(fp32_xml)
-    marked = 0
-    for layer in tree.getroot().iter("layer"):
-        if layer.get("type") in ("Const", "Parameter", "Result") or not is_fp32_node(layer.get("name", "")):
-            continue
-        rt_info = layer.find("rt_info")
-        if rt_info is None:
-            rt_info = ET.Element("rt_info")
-            # The IR lists a layer's <data> first; the runtime info follows it.
-            layer.insert(1 if layer.find("data") is not None else 0, rt_info)
-        ET.SubElement(rt_info, "attribute", {"name": "precise", "version": "0"})
-        marked += 1
-    if not marked:
-        raise ValueError(f"{fp32_xml}: no layer of the fp32 input side found to mark for precision 'mixed'")
-
-    def write(tmp_dir: Path) -> None:
-        tmp_dir.mkdir()
-        tree.write(tmp_dir / "model.xml", encoding="utf-8", xml_declaration=True)
-        shutil.copyfile(fp32_xml.with_suffix(".bin"), tmp_dir / "model.bin")
-
-    folder = atomic_write(mixed_xml.parent / (mixed_xml.stem + ".ir"), write)
     return folder / "model.xml"
 
 

@@ -47,7 +47,8 @@ def parse_hw(text: str, *, error: str, minimum: int = 1) -> tuple[int, int]:
         raise UserError(error)
     return h, w
 MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
-MAX_INT8_MIOU_DROP = 0.5  # mIoU points; int8 is offered only with a guard record under this
+MAX_MIOU_DROP = 0.5  # mIoU points; int8 is offered only with a guard record under this, any precision fails above it
+MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the issue's name for the int8 rule
 
 log = logging.getLogger("segment.predict")
 
@@ -79,7 +80,7 @@ class Predictor:
                  mean: list[float], std: list[float], name: str = "model", backend: str = "torch",
                  precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None,
                  calib_data: str | Path | None = None, compile: bool = False, channels_last: bool = True,
-                 min_agreement: float = MIN_AGREEMENT, config=None) -> None:
+                 min_agreement: float = MIN_AGREEMENT, config=None, guard_file: str | Path | None = None) -> None:
         self.model = model.eval()
         self.config = config  # ModelConfig when known (checkpoint or preset): the benchmark's paper row
         self.classes = list(classes)
@@ -96,6 +97,7 @@ class Predictor:
         self.compile = compile
         self.channels_last = channels_last
         self.min_agreement = min_agreement
+        self.guard_file = Path(guard_file) if guard_file else None  # shipped labelled-set guard records, if any
         self.selections: dict[tuple[int, int], Selection] = {}
         self._backends: dict[tuple[int, int], Backend] = {}
         self._key: str | None = None
@@ -115,9 +117,11 @@ class Predictor:
 
         ckpt = load_checkpoint(path)
         norm = ckpt["normalization"]
+        guard_file = guard_file_for(path)
         return cls(model=model_from_checkpoint(ckpt), classes=ckpt["classes"], palette=ckpt["palette"],
                    mean=norm["mean"], std=norm["std"], name=Path(path).stem,
-                   config=ModelConfig.from_dict(ckpt["model_config"]), **kwargs)
+                   config=ModelConfig.from_dict(ckpt["model_config"]),
+                   guard_file=guard_file if guard_file.is_file() else None, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, *, calibrate_bn: bool = True, **kwargs) -> "Predictor":
@@ -222,12 +226,33 @@ class Predictor:
             calibration_images(size, count=count)
 
     def guard_record(self, spec: BackendSpec, size: tuple[int, int]) -> dict | None:
-        """The mIoU guard result written by ``segment bench --guard-data``, if any."""
+        """The labelled-set guard result for this backend, precision and size, if one applies here.
+
+        Written by ``segment bench --guard-data`` into the cache, or shipped beside a
+        checkpoint as ``<checkpoint>.guard.json`` (``segment bench --guard-out``). A
+        record applies only to these weights, the same engine version and the same
+        kind of bf16 hardware: bf16 rounding differs between engines and CPUs.
+        """
         path = guard_record_path(self.cache_dir, self.key, size, spec.backend, spec.precision)
+        candidates = []
         try:
-            return json.loads(path.read_text())
+            candidates.append(json.loads(path.read_text()))
         except (OSError, ValueError):
-            return None
+            pass
+        if self.guard_file is not None:
+            candidates += read_guard_file(self.guard_file)
+        for rec in candidates:
+            if (rec.get("key", self.key) == self.key and list(rec.get("size", [])) == list(size)
+                    and rec.get("backend", spec.backend) == spec.backend
+                    and rec.get("precision", spec.precision) == spec.precision
+                    and rec.get("engine") == engine_version(spec.backend) and rec.get("cpu") == cpu_kind()):
+                return rec
+        return None
+
+    def _guard_fingerprint(self, size: tuple[int, int]) -> str:
+        """A hash of every guard record that applies at ``size``: a new record re-opens the auto choice."""
+        recs = [self.guard_record(spec, size) for spec in candidate_specs(threads=self.threads)]
+        return hashlib.sha256(json.dumps(recs, sort_keys=True).encode()).hexdigest()[:12]
 
     def _selection_path(self, size: tuple[int, int]) -> Path:
         # Keyed by the engines' versions too: an upgrade re-measures.
@@ -247,10 +272,8 @@ class Predictor:
         try:
             saved = json.loads(self._selection_path(size).read_text())
             spec = BackendSpec(backend=saved["backend"], precision=saved["requested_precision"], threads=self.threads)
-            if spec.precision == "int8":
-                rec = self.guard_record(spec, size)
-                if rec is None or rec.get("miou_drop", 1e9) >= MAX_INT8_MIOU_DROP:
-                    return None
+            if saved.get("guard_records") != self._guard_fingerprint(size):
+                return None
             backend = self.build(spec, size)
         except Exception:  # no file, unreadable, or the backend no longer builds: measure again
             return None
@@ -271,12 +294,11 @@ class Predictor:
         for spec in candidate_specs(threads=self.threads):
             row = {"backend": spec.backend, "precision": spec.precision}
             report.append(row)
-            if spec.precision == "int8":
-                rec = self.guard_record(spec, size)
-                if rec is None or rec.get("miou_drop", 1e9) >= MAX_INT8_MIOU_DROP:
-                    row["skipped"] = ("no mIoU guard record (run 'segment bench --guard-data')" if rec is None
-                                      else f"mIoU drop {rec['miou_drop']:.2f} >= {MAX_INT8_MIOU_DROP}")
-                    continue
+            rec = self.guard_record(spec, size)
+            if spec.precision == "int8" and (rec is None or rec.get("miou_drop", 1e9) >= MAX_MIOU_DROP):
+                row["skipped"] = ("no mIoU guard record (run 'segment bench --guard-data')" if rec is None
+                                  else f"mIoU drop {rec['miou_drop']:.2f} >= {MAX_MIOU_DROP}")
+                continue
             try:
                 backend = self.build(spec, size)
                 agree = float(np.mean([np.mean(self._labels(backend, img, size) == ref) for img, ref in zip(images, refs)]))
@@ -285,9 +307,19 @@ class Predictor:
                 row["skipped"] = f"{type(exc).__name__}: {exc}"
                 continue
             row.update(precision=backend.precision, agreement=agree, request_ms=ms)
-            if agree < self.min_agreement:
-                row["skipped"] = f"agreement {agree:.4f} < {self.min_agreement}"
-                continue
+            if rec is not None and "agreement" in rec:
+                # Photos with labels beat synthetic scenes, both ways: a model trained on real
+                # streets has small margins on synthetic ones, and the record is the evidence.
+                row["guard"] = (f"{rec['images']} images of {rec['dataset']} {rec['split']}: agreement "
+                                f"{rec['agreement']:.4f}, mIoU drop {rec['miou_drop']:+.2f}")
+                if rec["agreement"] < self.min_agreement or rec["miou_drop"] >= MAX_MIOU_DROP:
+                    row["skipped"] = f"labelled-set guard: {row['guard']}"
+                    continue
+            else:
+                row["guard"] = f"{len(images)} guard images ({'calib_data' if self.calib_data else 'synthetic scenes'})"
+                if agree < self.min_agreement:
+                    row["skipped"] = f"agreement {agree:.4f} < {self.min_agreement}"
+                    continue
             if best is None or ms < best[0]:
                 best = (ms, backend, spec)
         if best is None:
@@ -302,6 +334,7 @@ class Predictor:
         try:
             write_json_atomic(self._selection_path(size), {"backend": chosen.name, "precision": chosen.precision,
                                                            "requested_precision": chosen_spec.precision,
+                                                           "guard_records": self._guard_fingerprint(size),
                                                            "candidates": report})
         except OSError as exc:  # a read-only cache only costs a re-measurement next time
             log.warning("could not save the auto choice: %s", exc)
@@ -309,6 +342,39 @@ class Predictor:
 
     def _labels(self, backend: Backend, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return upsample_argmax(backend.run(image[None]), size)
+
+
+def guard_file_for(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's shipped guard records live: ``model.pt`` -> ``model.guard.json``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".guard.json")
+
+
+def read_guard_file(path: str | Path) -> list[dict]:
+    try:
+        return list(json.loads(Path(path).read_text()).get("records", []))
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("ignoring unreadable guard records %s: %s", path, exc)
+        return []
+
+
+def engine_version(backend: str) -> str:
+    """The version of the package that runs ``backend`` (part of what a guard record applies to)."""
+    import importlib.metadata as md
+
+    try:
+        return f"{backend} {md.version(backend)}"
+    except md.PackageNotFoundError:
+        return f"{backend} none"
+
+
+def cpu_kind() -> str:
+    """Which bf16 hardware this CPU has: bf16 results differ between AMX, avx512_bf16 and none."""
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        return "unknown"
+    return "amx_bf16" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "no_bf16"
 
 
 def guard_record_path(cache_dir: Path, key: str, size: tuple[int, int], backend: str, precision: str) -> Path:

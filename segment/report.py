@@ -83,10 +83,17 @@ def read_eval(spec: str) -> tuple[str, float]:
 
 
 def passes_guard(row: dict, min_agreement: float) -> bool:
-    """A row whose labels may stand for the model: the accuracy guard of ``segment bench``."""
-    if row.get("agreement") is not None and row["agreement"] < min_agreement:
+    """A row whose labels may stand for the model: the accuracy guard of ``segment bench`` and ``auto``.
+
+    The labelled set's agreement (``--guard-data``), when measured, outranks the
+    one benchmark image's, as it does for ``backend="auto"``.
+    """
+    agreement = row.get("guard_agreement", row.get("agreement"))
+    if agreement is not None and agreement < min_agreement:
         return False
-    if row.get("precision") == "int8" and not (row.get("miou_drop") is not None and row["miou_drop"] < 0.5):
+    if row.get("miou_drop") is not None and row["miou_drop"] >= 0.5:
+        return False
+    if row.get("precision") == "int8" and row.get("miou_drop") is None:
         return False
     return True
 

@@ -91,14 +91,34 @@ def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: s
     xml = onnx_path.with_name(onnx_path.stem + ".ir") / "model.xml"
     if not xml.exists():
         xml = onnx_to_openvino(onnx_path, onnx_path.with_suffix(".xml"))
-    if precision == "mixed":
-        mixed = folder / "graph-mixed.ir" / "model.xml"
-        if not mixed.exists():
-            from segment.export import openvino_mixed_ir
-
-            mixed = openvino_mixed_ir(xml, folder / "graph-mixed.xml")
-        return mixed
     return xml
+
+
+def _mixed_artifacts(model: torch.nn.Module, *, mean, std, size, cache_dir: Path | None) -> tuple[Path, Path]:
+    """OpenVINO "mixed": the graph as two IRs, the input side (compiled fp32) and the rest (compiled bf16).
+
+    Two compiled models rather than one with per-layer precision marks: the
+    handover costs one tensor, and each model is the plain single-precision
+    case the engine is built and tested for.
+    """
+    from segment.export import export_graph_onnx, onnx_to_openvino
+
+    graph = InferenceGraph(model=model, mean=mean, std=std).eval()
+    folder = Path(cache_dir or default_cache_dir()) / graph_key(model, mean=mean, std=std) / f"{size[0]}x{size[1]}"
+    first, rest = graph.parts()
+    image = torch.zeros(1, *size, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        handover = first(image)
+    paths = []
+    for name, part, example, names in (("input", first, image, ("image", "x")), ("rest", rest, handover, ("x", "logits"))):
+        xml = folder / f"graph-mixed-{name}.ir" / "model.xml"
+        if not xml.exists():
+            onnx_path = folder / f"graph-mixed-{name}.onnx"
+            if not onnx_path.exists():
+                export_graph_onnx(part, onnx_path, size=tuple(size), example=example, names=names)
+            xml = onnx_to_openvino(onnx_path, onnx_path.with_suffix(".xml"))
+        paths.append(xml)
+    return paths[0], paths[1]
 
 
 def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32", calib_data=None,
@@ -140,6 +160,11 @@ def build_backend(model: torch.nn.Module, *, mean, std, size: tuple[int, int], s
     # Check the precision before a slow export.
     if spec.backend == "onnxruntime" and spec.precision in ("bf16", "mixed"):
         raise BackendError(f"onnxruntime backend runs fp32 or int8, not {spec.precision!r}")
+    if spec.backend == "openvino" and spec.precision == "mixed":
+        from segment.backends.openvino_backend import OpenVinoBackend
+
+        first, rest = _mixed_artifacts(model, mean=mean, std=std, size=size, cache_dir=cache_dir)
+        return OpenVinoBackend(model_path=rest, first_path=first, size=size, spec=spec)
     path = _artifact(model, mean=mean, std=std, size=size, fmt=fmt, precision=spec.precision, calib_data=calib_data,
                      calib_count=calib_count, cache_dir=cache_dir)
     if spec.backend == "onnxruntime":

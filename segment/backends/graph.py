@@ -21,21 +21,11 @@ from torch import nn
 # + the first block 99.82%; bf16 only from block 3 on 99.85%. The labels are
 # sensitive to rounding of the image and the first high-resolution features, not
 # to the deep layers where most of the network's weights are.
-FP32_MODULES = ("backbone.stem", "backbone.blocks.0")
+FP32_BLOCKS = 1  # blocks after the stem kept in fp32
+FP32_MODULES = ("backbone.stem",) + tuple(f"backbone.blocks.{i}" for i in range(FP32_BLOCKS))
 
 
-def is_fp32_node(onnx_name: str) -> bool:
-    """Whether an exported node (ONNX / OpenVINO layer name) belongs to the fp32 part of "mixed".
-
-    The exporter names nodes by module path ("/backbone/blocks.0/..."); nodes
-    outside the backbone and head are the normalization.
-    """
-    if not onnx_name.startswith(("/backbone/", "/head/")):
-        return True
-    return any(onnx_name.startswith("/" + m.replace(".", "/", 1) + "/") for m in FP32_MODULES)
-
-
-GRAPH_VERSION = 2  # part of the export cache key: bump when forward() changes what is exported
+GRAPH_VERSION = 5  # part of the export cache key: bump when forward() changes what is exported
 
 
 class InferenceGraph(nn.Module):
@@ -52,6 +42,43 @@ class InferenceGraph(nn.Module):
         # Normalize in the image's own NHWC layout, then permute: OpenVINO's convolutions want
         # NHWC, so its permute becomes free, where permuting first cost two layout passes
         # (OpenVINO fp32, 1024x2048: 13 ms of input handling down to 7).
+        return self.rest(self.input_side(image))
+
+    def input_side(self, image: torch.Tensor) -> torch.Tensor:
+        """Normalization, stem and the first FP32_BLOCKS blocks: the fp32 part of precision "mixed"."""
         x = ((image.float() - self.mean.view(1, 1, 1, -1)) / self.std.view(1, 1, 1, -1)).permute(0, 3, 1, 2)
-        features = self.backbone(x)
+        x = self.backbone.stem(x)
+        for block in self.backbone.blocks[:FP32_BLOCKS]:
+            x = block(x)
+        return x
+
+    def rest(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything after ``input_side``: the bf16 part of precision "mixed"."""
+        features = self.backbone.forward_from(x, start=FP32_BLOCKS)
         return self.head(features["low"], features["high"])
+
+    def parts(self) -> tuple[nn.Module, nn.Module]:
+        """(input side, rest) as two modules, exported as two graphs for OpenVINO's "mixed".
+
+        The tensor handed over is NCHW float32 in the exported graphs; the
+        OpenVINO backend re-declares it NHWC bf16 (see ``OpenVinoBackend``).
+        """
+        return _InputSide(self), _Rest(self)
+
+
+class _InputSide(nn.Module):
+    def __init__(self, graph: InferenceGraph) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.graph.input_side(image)
+
+
+class _Rest(nn.Module):
+    def __init__(self, graph: InferenceGraph) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph.rest(x)

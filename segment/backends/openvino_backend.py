@@ -3,12 +3,13 @@
 OpenVINO executes "fp32" models in bf16 on CPUs with bf16 instructions unless
 ``INFERENCE_PRECISION_HINT`` says f32, so the precision is always set
 explicitly, and the label is read back from the precision every convolution of
-the compiled graph runs at: the label is the truth. "mixed" is the bf16 hint on
-an IR whose input-side layers are marked to stay fp32 (``segment.export.openvino_mixed_ir``).
+the compiled graph runs at: the label is the truth. "mixed" is two compiled graphs: the input side
+(``InferenceGraph.input_side``) at f32 and the rest at bf16.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -42,29 +43,84 @@ def _precision_label(compiled, requested: str) -> str:
     return "+".join(sorted(found)) or "unknown"
 
 
+def _handover_nhwc_bf16(first, rest):
+    """Declare the tensor between the two graphs of "mixed" NHWC and bf16.
+
+    NHWC is the layout OpenVINO's convolutions keep activations in, so the
+    input side's result leaves without a layout pass (which cost ~10 ms at
+    1024x2048); bf16 is what the bf16 side rounds it to on arrival anyway, so
+    the rounding moves, not changes, and half the bytes cross over.
+    """
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(first)
+    ppp.output().model().set_layout(ov.Layout("NCHW"))
+    ppp.output().tensor().set_layout(ov.Layout("NHWC")).set_element_type(ov.Type.bf16)
+    first = ppp.build()
+    ppp = PrePostProcessor(rest)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().tensor().set_layout(ov.Layout("NHWC")).set_element_type(ov.Type.bf16)
+    return first, ppp.build()
+
+
+@functools.lru_cache(maxsize=None)
+def _core():
+    """One OpenVINO Core for the whole process, never released.
+
+    Loading the CPU plugin (once per Core) installs an alternate signal stack on
+    the calling thread, and releasing that Core frees the memory without
+    uninstalling it (OpenVINO 2026.4). The next Python signal handled on that
+    thread (they run SA_ONSTACK), e.g. a SIGCHLD, is then written into freed
+    memory: a Core per backend, built and dropped by ``auto`` and the tests,
+    ended the test suite with a SIGSEGV during a later SIGCHLD. One Core that
+    lives as long as the process keeps that stack valid.
+    """
+    import openvino as ov
+
+    return ov.Core()
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
 
-    def __init__(self, *, model_path: Path, size: tuple[int, int], spec: BackendSpec) -> None:
-        import openvino as ov
-
+    def __init__(self, *, model_path: Path, size: tuple[int, int], spec: BackendSpec,
+                 first_path: Path | None = None) -> None:
+        """``first_path`` (precision "mixed" only): the input side's IR, compiled fp32; ``model_path`` the rest."""
         if spec.precision not in _HINT:
             raise BackendError(f"openvino backend runs fp32, bf16, mixed or int8, not {spec.precision!r}")
+        if (spec.precision == "mixed") != (first_path is not None):
+            raise BackendError("openvino precision 'mixed' runs two graphs: the input side and the rest")
         self.size = tuple(size)
         self.threads = resolve_threads(spec.threads)
-        core = ov.Core()
+        core = _core()
         if spec.precision in ("bf16", "mixed") and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise BackendError("this CPU has no bf16 support in OpenVINO; use precision fp32")
-        config = {
-            "INFERENCE_PRECISION_HINT": _HINT[spec.precision],
-            "INFERENCE_NUM_THREADS": self.threads,
-            "NUM_STREAMS": 1,
-            "PERFORMANCE_HINT": "LATENCY",
-        }
-        self.compiled = core.compile_model(str(model_path), "CPU", config)
-        self.precision = _precision_label(self.compiled, spec.precision)
-        self.request = self.compiled.create_infer_request()
+
+        def compile_at(model, hint: str):
+            return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint,
+                                                     "INFERENCE_NUM_THREADS": self.threads,
+                                                     "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+
+        self.first = self.first_request = None
+        if first_path is None:
+            self.compiled = compile_at(str(model_path), _HINT[spec.precision])
+            self.request = self.compiled.create_infer_request()
+            self.precision = _precision_label(self.compiled, spec.precision)
+        else:
+            first, rest = _handover_nhwc_bf16(core.read_model(str(first_path)), core.read_model(str(model_path)))
+            self.compiled = compile_at(rest, "bf16")
+            self.request = self.compiled.create_infer_request()
+            self.first = compile_at(first, "f32")
+            self.first_request = self.first.create_infer_request()
+            parts = (_precision_label(self.first, "fp32"), _precision_label(self.compiled, "bf16"))
+            self.precision = "mixed" if parts == ("fp32", "bf16") else "+".join(parts)
 
     def run(self, image: np.ndarray) -> np.ndarray:
-        self.request.infer({0: image})
+        if self.first_request is None:
+            self.request.infer({0: image})
+        else:
+            # The handover stays an OpenVINO tensor: no copy through numpy.
+            self.first_request.infer({0: image})
+            self.request.infer({0: self.first_request.get_output_tensor(0)})
         return self.request.get_output_tensor(0).data[0].copy()

@@ -3,14 +3,12 @@
 import importlib.util
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
 from segment.backends import BackendSpec, build_backend
-from segment.backends.graph import FP32_MODULES, InferenceGraph, is_fp32_node
+from segment.backends.graph import FP32_MODULES, InferenceGraph
 from segment.backends.torch_backend import cpu_has_bf16, keep_fp32
-from segment.export import export_graph_onnx
 from segment.predict import Predictor
 from segment.quantize import calibration_images
 
@@ -24,24 +22,16 @@ def predictor():
     return Predictor.from_preset("default", threads=1)
 
 
-@pytest.fixture(scope="module")
-def onnx_nodes(predictor, tmp_path_factory):
-    path = tmp_path_factory.mktemp("onnx") / "graph.onnx"
-    graph = InferenceGraph(model=predictor.model, mean=predictor.mean_unit, std=predictor.std_unit)
-    export_graph_onnx(graph, path, size=SIZE)
-    return [n for n in onnx.load(str(path)).graph.node]
-
-
-def test_fp32_side_is_the_normalization_stem_and_first_block(onnx_nodes):
-    marked = {n.name for n in onnx_nodes if is_fp32_node(n.name)}
-    convs = [n.name for n in onnx_nodes if n.op_type == "Conv"]
-    fp32_convs = [c for c in convs if c in marked]
-    # V3-Large: the stem conv, block 0's depthwise and projection; nothing else.
-    assert len(fp32_convs) == 3, fp32_convs
-    assert all(c.startswith(("/backbone/stem/", "/backbone/blocks.0/")) for c in fp32_convs)
-    # The normalization (Cast, Sub, Div, Transpose) is on the fp32 side; the head is not.
-    assert {n.op_type for n in onnx_nodes if n.name in marked and not n.name.startswith("/backbone/")} >= {"Sub", "Div"}
-    assert not [n for n in marked if n.startswith(("/head/", "/backbone/blocks.1/", "/backbone/blocks.10/"))]
+def test_the_two_parts_compose_to_the_whole_graph(predictor):
+    graph = InferenceGraph(model=predictor.model, mean=predictor.mean_unit, std=predictor.std_unit).eval()
+    first, rest = graph.parts()
+    image = torch.from_numpy(calibration_images(SIZE, count=1)[0][None])
+    with torch.no_grad():
+        handover = first(image)
+        assert torch.equal(rest(handover), graph(image))
+    # The handover is block 0's output: stem (stride 2) then one block, 16 channels for V3-Large.
+    assert handover.shape == (1, 16, SIZE[0] // 2, SIZE[1] // 2)
+    assert FP32_MODULES == ("backbone.stem", "backbone.blocks.0")
 
 
 def test_keep_fp32_wraps_exactly_the_named_modules(predictor):
@@ -66,20 +56,19 @@ def test_torch_mixed_runs_input_side_in_fp32_and_the_rest_in_bf16(predictor):
 
 @needs_bf16
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO not installed")
-def test_openvino_mixed_compiles_the_marked_convolutions_in_fp32(predictor, tmp_path):
+def test_openvino_mixed_runs_the_input_side_in_fp32_and_the_rest_in_bf16(predictor, tmp_path):
     from segment.backends.openvino_backend import conv_precisions
 
     backend = build_backend(predictor.model, mean=predictor.mean_unit, std=predictor.std_unit, size=SIZE,
                             spec=BackendSpec("openvino", "mixed", 1), cache_dir=tmp_path)
     assert backend.precision == "mixed"
-    # Read back from the compiled graph: which convolution really runs at which precision.
-    precisions = conv_precisions(backend.compiled)
-    fp32 = sorted(name for name, p in precisions.items() if p == "f32")
-    assert fp32 and all(name.startswith(("/backbone/stem/", "/backbone/blocks.0/")) for name in fp32), fp32
-    assert len(fp32) == 3
-    assert sum(p == "bf16" for p in precisions.values()) == len(precisions) - 3
-    # The mixed IR is cached beside the fp32 one, from the same weights file.
-    assert list(tmp_path.rglob("graph-mixed.ir/model.xml")) and list(tmp_path.rglob("graph-fp32.ir/model.xml"))
+    # Read back from the two compiled graphs: which convolution really runs at which precision.
+    first, rest = conv_precisions(backend.first), conv_precisions(backend.compiled)
+    assert set(first.values()) == {"f32"} and len(first) == 3  # stem, block 0's depthwise and projection
+    assert all(name.startswith(("/stem/", "/blocks.0/")) for name in first), sorted(first)
+    assert set(rest.values()) == {"bf16"} and len(rest) == 63
+    # Both parts are cached beside the fp32 graph, from the same weights.
+    assert list(tmp_path.rglob("graph-mixed-input.ir/model.xml")) and list(tmp_path.rglob("graph-mixed-rest.ir/model.xml"))
     bf16 = build_backend(predictor.model, mean=predictor.mean_unit, std=predictor.std_unit, size=SIZE,
                          spec=BackendSpec("openvino", "bf16", 1), cache_dir=tmp_path)
     assert bf16.precision == "bf16" and set(conv_precisions(bf16.compiled).values()) == {"bf16"}

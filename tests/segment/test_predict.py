@@ -126,3 +126,66 @@ def test_auto_choice_is_remembered(tmp_path, predictor):
     sel = second.selections[(48, 96)]
     assert sel.cached and (b.backend, b.precision) == (a.backend, a.precision)
     assert [c for c in sel.candidates if c.get("chosen")]
+
+
+def _guard_rec(p, backend, precision, size, *, agreement, miou_drop=0.0, engine=None):
+    from segment.predict import cpu_kind, engine_version
+
+    return {"key": p.key, "backend": backend, "precision": precision, "size": list(size),
+            "engine": engine or engine_version(backend), "cpu": cpu_kind(), "dataset": "camvid", "split": "val",
+            "images": 101, "agreement": agreement, "agreement_min": agreement, "miou_ref": 60.0,
+            "miou": 60.0 - miou_drop, "miou_drop": miou_drop}
+
+
+def test_shipped_guard_records_decide_auto_where_they_apply(tmp_path, predictor):
+    import json
+
+    from segment.presets import get_preset
+    from segment.predict import guard_file_for
+
+    ckpt = make_checkpoint(model=predictor.model, config=get_preset("default").config,
+                           classes=predictor.classes, palette=predictor.palette.tolist(),
+                           mean=predictor.mean_unit, std=predictor.std_unit)
+    save_checkpoint(tmp_path / "m.pt", ckpt)
+    size = (64, 128)
+    p = Predictor.from_checkpoint(tmp_path / "m.pt", backend="auto", threads=1, cache_dir=tmp_path / "cache")
+    other = Predictor.from_preset("default", calibrate_bn=False)
+    records = [
+        # torch fp32 agrees with itself on synthetic scenes; a labelled-set record saying otherwise wins.
+        _guard_rec(p, "torch", "fp32", size, agreement=0.97),
+        # Records that do not apply here are ignored: another engine version, other weights, another size.
+        _guard_rec(p, "onnxruntime", "fp32", size, agreement=0.5, engine="onnxruntime 0.0.1"),
+        {**_guard_rec(p, "onnxruntime", "fp32", size, agreement=0.5), "key": other.key},
+        _guard_rec(p, "onnxruntime", "fp32", (128, 256), agreement=0.5),
+    ]
+    guard_file_for(tmp_path / "m.pt").write_text(json.dumps({"records": records}))
+    p = Predictor.from_checkpoint(tmp_path / "m.pt", backend="auto", threads=1, cache_dir=tmp_path / "cache")
+    assert p.guard_file == tmp_path / "m.guard.json"
+    p.predict(calibration_images(size, count=1)[0], size="native")
+    rows = {(c["backend"], c["precision"]): c for c in p.selections[size].candidates}
+    assert "labelled-set guard" in rows["torch", "fp32"]["skipped"] and "101 images of camvid val" in rows["torch", "fp32"]["guard"]
+    assert rows["torch", "fp32"]["agreement"] == 1.0  # it did agree on the synthetic scenes
+    assert "synthetic" in rows["onnxruntime", "fp32"]["guard"] and "skipped" not in rows["onnxruntime", "fp32"]
+    assert (p.selections[size].backend, p.selections[size].precision) != ("torch", "fp32")
+
+
+def test_a_new_guard_record_reopens_the_remembered_choice(tmp_path, predictor):
+    from segment.predict import save_guard_record
+
+    kwargs = dict(model=predictor.model, classes=predictor.classes, palette=predictor.palette.tolist(),
+                  mean=predictor.mean_unit, std=predictor.std_unit, backend="auto", threads=1,
+                  cache_dir=tmp_path / "cache")
+    size = (48, 96)
+    image = calibration_images(size, count=1)[0]
+    first = Predictor(**kwargs)
+    first.predict(image, size="native")
+    chosen = first.selections[size]
+    spec_backend = chosen.backend
+    # A labelled set now says the chosen backend changes too many labels at this size.
+    save_guard_record(tmp_path / "cache", first.key, size, spec_backend, chosen.precision,
+                      _guard_rec(first, spec_backend, chosen.precision, size, agreement=0.9))
+    second = Predictor(**kwargs)
+    second.predict(image, size="native")
+    sel = second.selections[size]
+    assert not sel.cached
+    assert (sel.backend, sel.precision) != (chosen.backend, chosen.precision)

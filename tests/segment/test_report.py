@@ -91,3 +91,13 @@ def test_pareto_front():
     front = pareto(cloud)
     for t, m in cloud:  # no point beats a front point on both axes
         assert not any(t < ft and m > fm for ft, fm in front if (ft, fm) != (t, m))
+
+
+def test_labelled_set_agreement_outranks_the_benchmark_image():
+    from segment.report import passes_guard
+
+    row = bench_row("m", "T7-8", "full", 90.0, precision="mixed")
+    assert passes_guard({**row, "agreement": 0.990, "guard_agreement": 0.998, "miou_drop": -0.02}, 0.995)
+    assert not passes_guard({**row, "agreement": 0.999, "guard_agreement": 0.994, "miou_drop": 0.0}, 0.995)
+    assert not passes_guard({**row, "agreement": 0.999, "guard_agreement": 0.999, "miou_drop": 0.6}, 0.995)
+    assert not passes_guard({**row, "precision": "int8", "agreement": 0.999}, 0.995)  # int8 needs an mIoU record
