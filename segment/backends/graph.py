@@ -63,22 +63,16 @@ class InferenceGraph(nn.Module):
         The tensor handed over is NCHW float32 in the exported graphs; the
         OpenVINO backend re-declares it NHWC bf16 (see ``OpenVinoBackend``).
         """
-        return _InputSide(self), _Rest(self)
+        return _Part(self, self.input_side), _Part(self, self.rest)
 
 
-class _InputSide(nn.Module):
-    def __init__(self, graph: InferenceGraph) -> None:
+class _Part(nn.Module):
+    """One method of an InferenceGraph as a module of its own, for export."""
+
+    def __init__(self, graph: InferenceGraph, method) -> None:
         super().__init__()
         self.graph = graph
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.graph.input_side(image)
-
-
-class _Rest(nn.Module):
-    def __init__(self, graph: InferenceGraph) -> None:
-        super().__init__()
-        self.graph = graph
+        self.method = method.__name__
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph.rest(x)
+        return getattr(self.graph, self.method)(x)
