@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", action="append", default=[], help="checkpoint to measure (repeatable)")
     parser.add_argument("--backend", action="append", default=[], choices=["torch", "onnxruntime", "openvino"],
                         help="backend (repeatable; default: every installed one)")
-    parser.add_argument("--precision", action="append", default=[], choices=["fp32", "bf16", "mixed", "int8"],
+    from segment.backends.base import PRECISIONS
+
+    parser.add_argument("--precision", action="append", default=[], choices=list(PRECISIONS),
                         help="precision (repeatable; default: every one the backend and CPU can run)")
     parser.add_argument("--size", action="append", default=[], help="half, full or HxW (repeatable; default: half and full)")
     parser.add_argument("--threads", action="append", type=int, default=[], help="threads (repeatable; default: 1 and all)")

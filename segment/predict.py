@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from segment.backends import Backend, BackendError, BackendSpec, build_backend, candidate_specs, graph_key, resolve_threads
+from segment.backends.base import cpu_kind  # noqa: F401  (guard records name the bf16 hardware)
 from segment.backends.cache import default_cache_dir, write_json_atomic
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
 from segment.postprocess import upsample_argmax
@@ -98,6 +99,7 @@ class Predictor:
         self.channels_last = channels_last
         self.min_agreement = min_agreement
         self.guard_file = Path(guard_file) if guard_file else None  # shipped labelled-set guard records, if any
+        self._shipped_records: list[dict] | None = None  # read once, on first use
         self.selections: dict[tuple[int, int], Selection] = {}
         self._backends: dict[tuple[int, int], Backend] = {}
         self._key: str | None = None
@@ -240,7 +242,9 @@ class Predictor:
         except (OSError, ValueError):
             pass
         if self.guard_file is not None:
-            candidates += read_guard_file(self.guard_file)
+            if self._shipped_records is None:
+                self._shipped_records = read_guard_file(self.guard_file)
+            candidates += self._shipped_records
         for rec in candidates:
             if (rec.get("key", self.key) == self.key and list(rec.get("size", [])) == list(size)
                     and rec.get("backend", spec.backend) == spec.backend
@@ -366,15 +370,6 @@ def engine_version(backend: str) -> str:
         return f"{backend} {md.version(backend)}"
     except md.PackageNotFoundError:
         return f"{backend} none"
-
-
-def cpu_kind() -> str:
-    """Which bf16 hardware this CPU has: bf16 results differ between AMX, avx512_bf16 and none."""
-    try:
-        flags = set(open("/proc/cpuinfo").read().split())
-    except OSError:
-        return "unknown"
-    return "amx_bf16" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "no_bf16"
 
 
 def guard_record_path(cache_dir: Path, key: str, size: tuple[int, int], backend: str, precision: str) -> Path:

@@ -74,7 +74,7 @@ def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: s
     from segment.export import export_graph_onnx, onnx_to_openvino
 
     graph = InferenceGraph(model=model, mean=mean, std=std).eval()
-    folder = Path(cache_dir or default_cache_dir()) / graph_key(model, mean=mean, std=std) / f"{size[0]}x{size[1]}"
+    folder = _export_folder(model, mean=mean, std=std, size=size, cache_dir=cache_dir)
     fp32 = folder / "graph-fp32.onnx"
     if not fp32.exists():
         export_graph_onnx(graph, fp32, size=tuple(size))
@@ -103,22 +103,26 @@ def _mixed_artifacts(model: torch.nn.Module, *, mean, std, size, cache_dir: Path
     """
     from segment.export import export_graph_onnx, onnx_to_openvino
 
-    graph = InferenceGraph(model=model, mean=mean, std=std).eval()
-    folder = Path(cache_dir or default_cache_dir()) / graph_key(model, mean=mean, std=std) / f"{size[0]}x{size[1]}"
-    first, rest = graph.parts()
+    folder = _export_folder(model, mean=mean, std=std, size=size, cache_dir=cache_dir)
+    first, rest = InferenceGraph(model=model, mean=mean, std=std).eval().parts()
     image = torch.zeros(1, *size, 3, dtype=torch.uint8)
-    with torch.no_grad():
-        handover = first(image)
     paths = []
-    for name, part, example, names in (("input", first, image, ("image", "x")), ("rest", rest, handover, ("x", "logits"))):
+    for name, part, names in (("input", first, ("image", "x")), ("rest", rest, ("x", "logits"))):
         xml = folder / f"graph-mixed-{name}.ir" / "model.xml"
         if not xml.exists():
             onnx_path = folder / f"graph-mixed-{name}.onnx"
             if not onnx_path.exists():
+                with torch.no_grad():  # the rest is traced on what the input side hands over
+                    example = image if name == "input" else first(image)
                 export_graph_onnx(part, onnx_path, size=tuple(size), example=example, names=names)
             xml = onnx_to_openvino(onnx_path, onnx_path.with_suffix(".xml"))
         paths.append(xml)
     return paths[0], paths[1]
+
+
+def _export_folder(model: torch.nn.Module, *, mean, std, size, cache_dir: Path | None) -> Path:
+    """Where one model's exports for one input size are cached."""
+    return Path(cache_dir or default_cache_dir()) / graph_key(model, mean=mean, std=std) / f"{size[0]}x{size[1]}"
 
 
 def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32", calib_data=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,16 @@ class Backend:
     def run(self, image: np.ndarray) -> np.ndarray | torch.Tensor:
         """image (1, H, W, 3) uint8 RGB at ``size`` -> logits (classes, h, w) float32."""
         raise NotImplementedError
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_kind() -> str:
+    """Which bf16 hardware this CPU has ("amx_bf16", "avx512_bf16", "no_bf16"): bf16 rounding differs between them."""
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        return "no_bf16"
+    return "amx_bf16" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "no_bf16"
 
 
 def resolve_threads(threads: int | None) -> int:

@@ -39,13 +39,13 @@ class InferenceGraph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """image: (1, H, W, 3) uint8 RGB -> logits (1, classes, ~H/8, ~W/8) float32."""
-        # Normalize in the image's own NHWC layout, then permute: OpenVINO's convolutions want
-        # NHWC, so its permute becomes free, where permuting first cost two layout passes
-        # (OpenVINO fp32, 1024x2048: 13 ms of input handling down to 7).
         return self.rest(self.input_side(image))
 
     def input_side(self, image: torch.Tensor) -> torch.Tensor:
         """Normalization, stem and the first FP32_BLOCKS blocks: the fp32 part of precision "mixed"."""
+        # Normalize in the image's own NHWC layout, then permute: OpenVINO's convolutions want
+        # NHWC, so its permute becomes free, where permuting first cost two layout passes
+        # (OpenVINO fp32, 1024x2048: 13 ms of input handling down to 7).
         x = ((image.float() - self.mean.view(1, 1, 1, -1)) / self.std.view(1, 1, 1, -1)).permute(0, 3, 1, 2)
         x = self.backbone.stem(x)
         for block in self.backbone.blocks[:FP32_BLOCKS]:

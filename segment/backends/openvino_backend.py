@@ -18,6 +18,7 @@ from segment.backends.base import Backend, BackendError, BackendSpec, resolve_th
 
 _HINT = {"fp32": "f32", "bf16": "bf16", "mixed": "bf16", "int8": "f32"}  # int8: the layers left unquantized run in f32
 _CONVS = ("Convolution", "GroupConvolution")
+_LABEL = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
 def conv_precisions(compiled) -> dict[str, str]:
@@ -35,12 +36,9 @@ def _precision_label(compiled, requested: str) -> str:
     if requested == "int8":
         return "int8"
     found = set(conv_precisions(compiled).values())
-    floats = {p for p in found if p in ("f32", "bf16", "f16")}
-    if floats == {"f32", "bf16"}:
-        return "mixed"
-    if len(floats) == 1:
-        return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}[floats.pop()]
-    return "+".join(sorted(found)) or "unknown"
+    if len(found) == 1 and next(iter(found)) in _LABEL:
+        return _LABEL[found.pop()]
+    return "+".join(sorted(found)) or "unknown"  # several precisions in one graph: say so, do not round it off
 
 
 def _handover_nhwc_bf16(first, rest):

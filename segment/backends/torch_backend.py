@@ -7,16 +7,12 @@ import copy
 import numpy as np
 import torch
 
-from segment.backends.base import Backend, BackendError, BackendSpec, resolve_threads
+from segment.backends.base import Backend, BackendError, BackendSpec, cpu_kind, resolve_threads
 from segment.backends.graph import FP32_MODULES, InferenceGraph
 
 
 def cpu_has_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return cpu_kind() != "no_bf16"
 
 
 def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
