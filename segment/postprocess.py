@@ -15,6 +15,8 @@ need the full 19-channel interpolation.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -58,17 +60,34 @@ def upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) ->
     Equals ``F.interpolate(logits[None], size, mode="bilinear", align_corners=False)[0].argmax(0)``
     except where two classes tie to float rounding.
     """
-    # One thread: these are many small ops, and on a busy machine every parallel region
-    # waits for its slowest thread (measured at 1024x2048 on 2 shared cores: 28 ms on
-    # one thread, 60-280 ms on two).
-    threads = torch.get_num_threads()
-    if threads == 1:
-        return _upsample_argmax(logits, size)
-    torch.set_num_threads(1)
-    try:
-        return _upsample_argmax(logits, size)
-    finally:
-        torch.set_num_threads(threads)
+    # One thread, for torch and for numpy's BLAS: these are many small ops, and on a busy
+    # machine every parallel region waits for its slowest thread (measured at 1024x2048 on 2
+    # shared cores: 28 ms on one thread, 60-280 ms on two). BLAS matters most: OpenBLAS's
+    # workers busy-wait for a while after each product, and on 2 cores they took the CPU
+    # from the *next* request's network: OpenVINO mixed at 1024x2048 ran in 104 ms right
+    # after this function with 2 BLAS threads, 58 ms with 1 (and 58 ms after itself).
+    with _one_blas_thread():
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return _upsample_argmax(logits, size)
+        torch.set_num_threads(1)
+        try:
+            return _upsample_argmax(logits, size)
+        finally:
+            torch.set_num_threads(threads)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # finds the loaded BLAS libraries once (~5 ms)
+
+
+def _one_blas_thread():
+    # Concurrent calls (the demo's worker threads) may restore the count while another
+    # still runs; that costs that call some speed, never a wrong label.
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) -> np.ndarray:

@@ -1,38 +1,12 @@
-"""The one inference path: exact fast post-processing, Prediction fields, auto selection."""
+"""The one inference path: Prediction fields, auto selection."""
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from segment.checkpoint import make_checkpoint, save_checkpoint
-from segment.postprocess import upsample_argmax
 from segment.predict import Prediction, Predictor
 from segment.quantize import calibration_images
-
-
-def smooth_logits(classes, h, w, *, cells, seed):
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.randn(1, classes, cells[0], cells[1], generator=g) * 3
-    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)[0]
-
-
-@pytest.mark.parametrize("low,out", [((64, 128), (512, 1024)), ((9, 13), (69, 101)), ((16, 16), (16, 16)),
-                                     ((20, 30), (11, 17)), ((1, 5), (8, 40))])
-def test_upsample_argmax_equals_interpolate_then_argmax(low, out):
-    logits = smooth_logits(19, *low, cells=(max(1, low[0] // 4), max(1, low[1] // 4)), seed=1)
-    logits += 0.2 * torch.randn(logits.shape, generator=torch.Generator().manual_seed(2))  # many class boundaries
-    expected = F.interpolate(logits[None], size=out, mode="bilinear", align_corners=False)[0].argmax(0).numpy()
-    got = upsample_argmax(logits.numpy(), out)
-    assert got.dtype == np.uint8 and got.shape == out
-    # Exact but for float-rounding ties; with random logits there are none to speak of.
-    assert np.mean(got == expected) > 0.9999
-
-
-def test_upsample_argmax_uniform_regions_take_the_shortcut():
-    logits = torch.zeros(3, 8, 8)
-    logits[1] = 1.0  # class 1 everywhere
-    assert (upsample_argmax(logits, (64, 64)) == 1).all()
 
 
 @pytest.fixture(scope="module")
