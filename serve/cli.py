@@ -20,15 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "openvino"), default="auto",
                         help="inference engine; auto = the fastest on this machine whose labels match torch fp32 "
-                             "(measured on first use at each resolution; default: auto)")
+                             "(measured when a resolution is first prepared, then remembered; default: auto)")
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default: 20)")
     parser.add_argument("--max-pixels", type=int, default=None,
                         help="largest image in pixels, checked before decoding (default: 50 million)")
     parser.add_argument("--concurrency", type=int, default=2,
                         help="requests handled at once; the model itself runs one at a time with all cores (default: 2)")
-    parser.add_argument("--warm-up", choices=("half", "full", "both", "none"), default="half",
-                        help="resolutions to prepare before serving (default: half; the other is prepared "
-                             "on its first request)")
+    # Both by default: with --backend auto, preparing a size exports and times the candidate
+    # backends (~15 s at full on 2 cores the first time, a few seconds once cached), and a
+    # user's first request should not be the one that waits for it.
+    parser.add_argument("--warm-up", choices=("half", "full", "both", "none"), default="both",
+                        help="resolutions to prepare before serving (default: both; one not prepared is "
+                             "prepared by its first request)")
 
 
 def run(args: argparse.Namespace) -> int:
