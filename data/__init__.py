@@ -5,3 +5,10 @@ this package imports nothing at load time so that ``segment --help`` stays fast.
 ``data`` depends only on numpy, torch, OpenCV, albumentations and
 cityscapesscripts, never on ``segment``/``train``/``serve`` (DESIGN.md section 2).
 """
+
+import os
+
+# albumentations asks PyPI for a newer version each time it is imported; offline
+# (the trainer's usual GPU box, CI) that is a 2 s wait and a warning per process and
+# per DataLoader worker. Users who want the check can still set the variable to 0.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")

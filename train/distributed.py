@@ -54,6 +54,16 @@ def resolve_device(name: str) -> torch.device:
             raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
         if device.index is None:  # one GPU per torchrun process
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            # Otherwise torch.cuda.set_device fails with a bare "invalid device ordinal"
+            # (seen with torchrun --nproc_per_node 2 on a one-GPU machine).
+            from segment.errors import UserError
+
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            hint = (f"torchrun started {local} processes on this machine, one per GPU: use --nproc_per_node {count} "
+                    "or fewer" if local > 1 else f"choose cuda:0..cuda:{count - 1}")
+            raise UserError(f"{device} does not exist: this machine has {count} GPU(s); {hint}")
     return device
 
 

@@ -39,3 +39,24 @@ def test_loadbench_runs_small(tmp_path, capsys):
     assert result["image_size"] == [64, 128] and result["crop"] == 48
     assert all(r["images_per_s"] > 0 for r in result["pipelines"].values())
     assert "images/s per worker" in capsys.readouterr().out
+
+
+def test_loader_timing_skips_the_batches_built_during_start_up(synth_root, monkeypatch):
+    # All workers start together and each builds a whole batch, so the first round of
+    # batches arrives at once; counting it inflated the rate (271 instead of ~85 images/s
+    # with 15 workers on a 16-core GPU machine). It must be consumed before the clock starts.
+    import torch.utils.data
+
+    from data import loadbench
+
+    seen = {}
+
+    class Recording(torch.utils.data.RandomSampler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen["samples"] = self.num_samples
+
+    monkeypatch.setattr(torch.utils.data, "RandomSampler", Recording)
+    rate = loadbench.measure_loader(root=synth_root, crop=32, workers=2, batch=2, batches=1)
+    assert rate > 0
+    assert seen["samples"] == 2 * (2 + 3 * 2)  # batch x (one round of 2 workers + 3 rounds timed)

@@ -1,3 +1,4 @@
+import os
 import cv2
 import numpy as np
 import pytest
@@ -123,3 +124,15 @@ def test_eval_at_half_resizes_only_the_image():
     out = eval_transform(size=(64, 128))(image=image, mask=mask)
     assert out["image"].shape == (3, 64, 128)
     assert np.array_equal(out["mask"].numpy(), mask)  # scored at the label's full size
+
+
+def test_importing_data_turns_off_albumentations_network_check_unless_the_user_chose():
+    # Offline, albumentations' PyPI version check costs 2 s and a warning per process.
+    import subprocess
+    import sys
+
+    code = "import os, data; print(os.environ['NO_ALBUMENTATIONS_UPDATE'])"
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "1"
+    env["NO_ALBUMENTATIONS_UPDATE"] = "0"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "0"
