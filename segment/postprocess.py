@@ -98,8 +98,9 @@ def _upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) -
     out_h, out_w = int(size[0]), int(size[1])
     if c > 255:
         raise ValueError(f"{c} classes do not fit uint8 labels")
-    # (h+2, w+2, C), border replicated: one contiguous C-vector per source pixel.
-    hwc = torch.nn.functional.pad(t[None], (1, 1, 1, 1), mode="replicate")[0].permute(1, 2, 0).contiguous()
+    # (h+2, w+2, C), border replicated: one contiguous C-vector per source pixel. One pass
+    # from either memory layout (OpenVINO hands over logits that are NHWC in memory).
+    hwc = torch.from_numpy(np.pad(t.detach().numpy().transpose(1, 2, 0), ((1, 1), (1, 1), (0, 0)), mode="edge"))
     low = hwc.argmax(2).to(torch.uint8).numpy()
     cy, ly = _padded_coords(out_h, h)
     cx, lx = _padded_coords(out_w, w)
