@@ -153,29 +153,37 @@ def _cell_labels(weights: torch.Tensor, corners: torch.Tensor) -> np.ndarray:
     hi = corners.amax(0)  # (M, C)
     alive = hi >= corners.amin(0).amax(1, keepdim=True)  # (M, C): the classes that can win somewhere in the cell
     out = np.empty((m, p), np.uint8)
-    few = alive.sum(1) <= FEW
-    if few.any() and c > FEW:
-        idx = torch.nonzero(few)[:, 0]
-        # The FEW candidates of each cell: its live classes first, each group in class order,
-        # so on an exact tie the lower class wins, as with argmax.
-        key = alive[idx].to(torch.int16) * (c + 1) - torch.arange(c, dtype=torch.int16)
-        cand = key.topk(FEW, dim=1).indices  # (m', FEW)
-        sub = corners[:, idx].gather(2, cand[None].expand(4, -1, -1)).numpy()  # (4, m', FEW)
-        cand = cand.numpy().astype(np.int16)
-        w = weights.numpy()
-        # Running argmax over the candidates with arithmetic, not selects (several times faster here).
-        best = w @ sub[:, :, 0]  # (P, m')
-        label = np.broadcast_to(cand[:, 0], best.shape).copy()
-        for k in range(1, FEW):
-            value = w @ sub[:, :, k]
-            better = value > best  # strict: on a tie the earlier (lower) class keeps it
-            label += better * (cand[:, k] - label)
-            np.maximum(best, value, out=best)
-        out[idx.numpy()] = label.T
-        rest = torch.nonzero(~few)[:, 0]
+    if c > FEW:
+        n_alive = alive.sum(1)
+        # Cells grouped by how many classes survive, each group interpolating only that many
+        # (2 in ~60% of boundary cells with the bundled model, 3 in ~25%, 4 in ~10%).
+        for n in range(1, FEW + 1):
+            idx = torch.nonzero(n_alive == n)[:, 0]
+            if len(idx):
+                out[idx.numpy()] = _few_labels(weights.numpy(), corners[:, idx], alive[idx], n).T
+        rest = torch.nonzero(n_alive > FEW)[:, 0]
     else:
         rest = torch.arange(m)
     if len(rest):
         values = (weights @ corners[:, rest].reshape(4, -1)).reshape(p, len(rest), c)
         out[rest.numpy()] = values.argmax(2).to(torch.uint8).numpy().T
     return out
+
+
+def _few_labels(w: np.ndarray, corners: torch.Tensor, alive: torch.Tensor, n: int) -> np.ndarray:
+    """Labels (P, M) of cells (``corners`` (4, M, C)) that each have exactly ``n`` live classes."""
+    c = corners.shape[2]
+    # Each cell's live classes in class order, so on an exact tie the lower class wins, as with argmax.
+    key = alive.to(torch.int16) * (c + 1) - torch.arange(c, dtype=torch.int16)
+    cand = key.topk(n, dim=1).indices  # (M, n)
+    sub = corners.gather(2, cand[None].expand(4, -1, -1)).numpy()  # (4, M, n)
+    cand = cand.numpy().astype(np.int16)
+    # Running argmax over the candidates with arithmetic, not selects (several times faster here).
+    best = w @ sub[:, :, 0]  # (P, M)
+    label = np.broadcast_to(cand[:, 0], best.shape).copy()
+    for k in range(1, n):
+        value = w @ sub[:, :, k]
+        better = value > best  # strict: on a tie the earlier (lower) class keeps it
+        label += better * (cand[:, k] - label)
+        np.maximum(best, value, out=best)
+    return label
