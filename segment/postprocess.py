@@ -81,7 +81,10 @@ def upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) ->
 def _blas_controller():
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()  # finds the loaded BLAS libraries once (~5 ms)
+    # Finds the loaded libraries once (~5 ms), so it knows numpy's BLAS (loaded with numpy,
+    # before this), which is the one the products here run in; a BLAS loaded later (OpenCV
+    # ships its own OpenBLAS) is never used here.
+    return ThreadpoolController()
 
 
 def _one_blas_thread():
@@ -155,12 +158,13 @@ def _cell_labels(weights: torch.Tensor, corners: torch.Tensor) -> np.ndarray:
     out = np.empty((m, p), np.uint8)
     if c > FEW:
         n_alive = alive.sum(1)
+        w = weights.numpy()
         # Cells grouped by how many classes survive, each group interpolating only that many
         # (2 in ~60% of boundary cells with the bundled model, 3 in ~25%, 4 in ~10%).
         for n in range(1, FEW + 1):
             idx = torch.nonzero(n_alive == n)[:, 0]
             if len(idx):
-                out[idx.numpy()] = _few_labels(weights.numpy(), corners[:, idx], alive[idx], n).T
+                out[idx.numpy()] = _few_labels(w, corners[:, idx], alive[idx], n).T
         rest = torch.nonzero(n_alive > FEW)[:, 0]
     else:
         rest = torch.arange(m)

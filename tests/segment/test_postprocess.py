@@ -1,5 +1,7 @@
 """Labels from low-resolution logits: exact against interpolate + argmax, and polite to other thread pools."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -34,21 +36,32 @@ def test_upsample_argmax_uniform_regions_take_the_shortcut():
     assert (upsample_argmax(logits, (64, 64)) == 1).all()
 
 
-def _blas_threads() -> list[int]:
-    return [lib["num_threads"] for lib in ThreadpoolController().info() if lib["user_api"] == "blas"]
+def _numpy_blas() -> set[str]:
+    """The BLAS libraries numpy itself loads (others, e.g. OpenCV's own OpenBLAS, may be loaded later)."""
+    import subprocess
+    import sys
+
+    code = ("import json, numpy; from threadpoolctl import ThreadpoolController; "
+            "print(json.dumps([l['filepath'] for l in ThreadpoolController().info() if l['user_api'] == 'blas']))")
+    return set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
+
+
+def _blas_threads(paths: set[str]) -> list[int]:
+    return [lib["num_threads"] for lib in ThreadpoolController().info() if lib["filepath"] in paths]
 
 
 def test_upsample_argmax_runs_blas_on_one_thread_and_restores_it(monkeypatch):
     # OpenBLAS workers busy-wait after each product; on a 2-core machine they took the CPU
     # from the next request's network (OpenVINO 58 ms -> 104 ms). Inside: one BLAS thread.
-    before = _blas_threads()
+    paths = _numpy_blas()
+    before = _blas_threads(paths)
     if not before:
         pytest.skip("numpy here is not linked to a BLAS that threadpoolctl sees")
     seen = {}
     real = postprocess._upsample_argmax
 
     def spy(logits, size):
-        seen["blas"], seen["torch"] = _blas_threads(), torch.get_num_threads()
+        seen["blas"], seen["torch"] = _blas_threads(paths), torch.get_num_threads()
         return real(logits, size)
 
     monkeypatch.setattr(postprocess, "_upsample_argmax", spy)
@@ -56,4 +69,4 @@ def test_upsample_argmax_runs_blas_on_one_thread_and_restores_it(monkeypatch):
     labels = upsample_argmax(smooth_logits(19, 16, 32, cells=(4, 8), seed=3).numpy(), (128, 256))
     assert labels.shape == (128, 256)
     assert seen["blas"] and all(n == 1 for n in seen["blas"]) and seen["torch"] == 1
-    assert _blas_threads() == before and torch.get_num_threads() == torch_threads
+    assert _blas_threads(paths) == before and torch.get_num_threads() == torch_threads
