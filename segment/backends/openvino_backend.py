@@ -41,34 +41,29 @@ def _precision_label(compiled, requested: str) -> str:
     return "+".join(sorted(found)) or "unknown"  # several precisions in one graph: say so, do not round it off
 
 
-def _as_nhwc(port, element_type=None) -> None:
-    """Declare a graph input or output (a pre/post-processing port) NHWC, optionally of another element type."""
-    import openvino as ov
-
-    port.model().set_layout(ov.Layout("NCHW"))
-    tensor = port.tensor().set_layout(ov.Layout("NHWC"))
-    if element_type is not None:
-        tensor.set_element_type(element_type)
-
-
-def _with_io(model, *, input_bf16_nhwc: bool = False, output_bf16_nhwc: bool = False):
-    """``model`` with its output declared NHWC (bf16 too if asked) and, if asked, its input NHWC bf16.
+def _with_io(model, *, handover_in: bool = False, handover_out: bool = False):
+    """``model`` with its logits output declared NHWC, and the tensor between the two graphs of "mixed" bf16.
 
     Logits out NHWC: the layout OpenVINO computes them in; an NCHW output costs a
     reorder at the end of the graph (1.7 ms of ~60 at 1024x2048), and
     ``upsample_argmax`` wants the classes of a pixel side by side anyway.
-    The tensor between the two graphs of "mixed" is NHWC bf16: NHWC leaves the
-    input side without a layout pass (~10 ms at 1024x2048); bf16 is what the bf16
-    side rounds it to on arrival anyway, so the rounding moves, not changes, and
-    half the bytes cross over.
+    The handover (``handover_out`` of the input side, ``handover_in`` of the
+    rest) is NHWC in the exported graphs already (``InferenceGraph.input_side``),
+    which leaves the input side without a layout pass (~10 ms at 1024x2048); bf16
+    is what the bf16 side rounds it to on arrival anyway, so the rounding moves,
+    not changes, and half the bytes cross over.
     """
     import openvino as ov
     from openvino.preprocess import PrePostProcessor
 
     ppp = PrePostProcessor(model)
-    if input_bf16_nhwc:
-        _as_nhwc(ppp.input(), ov.Type.bf16)
-    _as_nhwc(ppp.output(), ov.Type.bf16 if output_bf16_nhwc else None)
+    if handover_in:
+        ppp.input().tensor().set_element_type(ov.Type.bf16)
+    if handover_out:
+        ppp.output().tensor().set_element_type(ov.Type.bf16)
+    else:
+        ppp.output().model().set_layout(ov.Layout("NCHW"))
+        ppp.output().tensor().set_layout(ov.Layout("NHWC"))
     return ppp.build()
 
 
@@ -116,9 +111,9 @@ class OpenVinoBackend(Backend):
             self.request = self.compiled.create_infer_request()
             self.precision = _precision_label(self.compiled, spec.precision)
         else:
-            self.compiled = compile_at(_with_io(core.read_model(str(model_path)), input_bf16_nhwc=True), "bf16")
+            self.compiled = compile_at(_with_io(core.read_model(str(model_path)), handover_in=True), "bf16")
             self.request = self.compiled.create_infer_request()
-            self.first = compile_at(_with_io(core.read_model(str(first_path)), output_bf16_nhwc=True), "f32")
+            self.first = compile_at(_with_io(core.read_model(str(first_path)), handover_out=True), "f32")
             self.first_request = self.first.create_infer_request()
             parts = (_precision_label(self.first, "fp32"), _precision_label(self.compiled, "bf16"))
             self.precision = "mixed" if parts == ("fp32", "bf16") else "+".join(parts)

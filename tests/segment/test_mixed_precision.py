@@ -29,8 +29,8 @@ def test_the_two_parts_compose_to_the_whole_graph(predictor):
     with torch.no_grad():
         handover = first(image)
         assert torch.equal(rest(handover), graph(image))
-    # The handover is block 0's output: stem (stride 2) then one block, 16 channels for V3-Large.
-    assert handover.shape == (1, 16, SIZE[0] // 2, SIZE[1] // 2)
+    # The handover is block 0's output, NHWC: stem (stride 2) then one block, 16 channels for V3-Large.
+    assert handover.shape == (1, SIZE[0] // 2, SIZE[1] // 2, 16)
     assert FP32_MODULES == ("backbone.stem", "backbone.blocks.0")
 
 
