@@ -119,10 +119,13 @@ class OpenVinoBackend(Backend):
             self.precision = "mixed" if parts == ("fp32", "bf16") else "+".join(parts)
 
     def run(self, image: np.ndarray) -> np.ndarray:
+        # Shared, not copied: by default ``infer`` copies the inputs in and every output out to
+        # numpy, which for "mixed" includes the 17 MB handover at 1024x2048 (2.7 ms a request).
+        share = {"share_inputs": True, "share_outputs": True}
         if self.first_request is None:
-            self.request.infer({0: image})
+            self.request.infer({0: image}, **share)
         else:
             # The handover stays an OpenVINO tensor: no copy through numpy.
-            self.first_request.infer({0: image})
-            self.request.infer({0: self.first_request.get_output_tensor(0)})
+            self.first_request.infer({0: image}, **share)
+            self.request.infer({0: self.first_request.get_output_tensor(0)}, **share)
         return self.request.get_output_tensor(0).data[0].copy().transpose(2, 0, 1)  # (classes, h, w), NHWC in memory
