@@ -118,7 +118,7 @@ def _upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) -
     # from either memory layout (OpenVINO hands over logits that are NHWC in memory).
     hwc = torch.from_numpy(np.pad(t.detach().numpy().transpose(1, 2, 0), ((1, 1), (1, 1), (0, 0)), mode="edge"))
     low = hwc.argmax(2).to(torch.uint8).numpy()
-    (count_y, rows, wy, py), (count_x, cols, wx, px) = _geometry(out_h, h), _geometry(out_w, w)
+    (count_y, rows, _, py), (count_x, cols, _, px) = _geometry(out_h, h), _geometry(out_w, w)
 
     # A cell (i, j) spans padded pixels i..i+1 x j..j+1; where all four share a label, so do its outputs.
     a, b, cc, d = low[:-1, :-1], low[:-1, 1:], low[1:, :-1], low[1:, 1:]
