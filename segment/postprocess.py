@@ -61,7 +61,20 @@ def _geometry(out_len: int, in_len: int):
     patterns = np.unique(weights, axis=0, return_inverse=True)
     for array in (counts, index, weights, *patterns):
         array.flags.writeable = False  # shared by every later call
-    return counts, index, weights, patterns
+    return counts, index, weights, patterns, _regular_run(counts, index)
+
+
+def _regular_run(counts: np.ndarray, index: np.ndarray) -> tuple[int, int, int]:
+    """(first cell, end cell, first output index) of the longest run of consecutive cells that each
+    hold the full group width: there, cell k's outputs are ``first + G*(k - first cell)`` onwards, so
+    the label image reshaped to (cells, G) blocks addresses them without index arrays (for the x8
+    resize: every cell but the first and last)."""
+    full = np.concatenate([[False], counts == index.shape[1], [False]])
+    edges = np.flatnonzero(full[1:] != full[:-1]).reshape(-1, 2)  # [start, end) of each run of full cells
+    if not len(edges):
+        return 0, 0, 0
+    lo, hi = edges[np.argmax(edges[:, 1] - edges[:, 0])]
+    return int(lo), int(hi), int(index[lo, 0])
 
 
 CHUNK = 4096  # mixed cells per matrix product: bounds the (pixels, cells, classes) block to ~20 MB
@@ -118,7 +131,7 @@ def _upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) -
     # from either memory layout (OpenVINO hands over logits that are NHWC in memory).
     hwc = torch.from_numpy(np.pad(t.detach().numpy().transpose(1, 2, 0), ((1, 1), (1, 1), (0, 0)), mode="edge"))
     low = hwc.argmax(2).to(torch.uint8).numpy()
-    (count_y, rows, _, py), (count_x, cols, _, px) = _geometry(out_h, h), _geometry(out_w, w)
+    (count_y, rows, _, py, run_y), (count_x, cols, _, px, run_x) = _geometry(out_h, h), _geometry(out_w, w)
 
     # A cell (i, j) spans padded pixels i..i+1 x j..j+1; where all four share a label, so do its outputs.
     a, b, cc, d = low[:-1, :-1], low[:-1, 1:], low[1:, :-1], low[1:, 1:]
@@ -142,9 +155,23 @@ def _upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) -
             ti, tj = torch.from_numpy(i), torch.from_numpy(j)
             # The four corner vectors of each cell: (4, M, C).
             corners = torch.stack([hwc[ti, tj], hwc[ti, tj + 1], hwc[ti + 1, tj], hwc[ti + 1, tj + 1]], 0)
-            flat = rows[i][:, :, None] * out_w + cols[j][:, None, :]  # (M, Gy, Gx) positions in the label image
-            labels.reshape(-1)[flat.reshape(-1)] = _cell_labels(weights, corners).reshape(-1)
+            cell_labels = _cell_labels(weights, corners)
+            block = _block_view(labels, run_y, run_x, gy, gx, i, j)
+            if block is not None:  # all in the regular interior: (cells, Gy, cells, Gx) view, no index arrays
+                block[i - run_y[0], :, j - run_x[0], :] = cell_labels.reshape(-1, gy, gx)
+            else:
+                flat = rows[i][:, :, None] * out_w + cols[j][:, None, :]  # (M, Gy, Gx) positions in the label image
+                labels.reshape(-1)[flat.reshape(-1)] = cell_labels.reshape(-1)
     return labels
+
+
+def _block_view(labels: np.ndarray, run_y, run_x, gy: int, gx: int, i: np.ndarray, j: np.ndarray):
+    """``labels`` as (cells, Gy, cells, Gx) over the regular runs of both axes, if cells (i, j) all lie there."""
+    (y_lo, y_hi, y0), (x_lo, x_hi, x0) = run_y, run_x
+    if not (y_lo <= i.min() and i.max() < y_hi and x_lo <= j.min() and j.max() < x_hi):
+        return None
+    ny, nx = y_hi - y_lo, x_hi - x_lo
+    return labels[y0:y0 + ny * gy, x0:x0 + nx * gx].reshape(ny, gy, nx, gx, copy=False)  # a view, or an error
 
 
 FEW = 4  # candidate classes interpolated per cell; cells with more take the all-classes path
