@@ -146,8 +146,8 @@ def _upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) -
     pattern = py[1].reshape(-1)[ci] * len(px[0]) + px[1].reshape(-1)[cj]
     for pid in np.unique(pattern):
         sel = np.nonzero(pattern == pid)[0]
-        fy = torch.from_numpy(py[0][pid // len(px[0])])[:, None]  # (Gy, 1)
-        fx = torch.from_numpy(px[0][pid % len(px[0])])[None, :]  # (1, Gx)
+        fy = torch.tensor(py[0][pid // len(px[0])])[:, None]  # (Gy, 1); a copy: the cached arrays are read-only
+        fx = torch.tensor(px[0][pid % len(px[0])])[None, :]  # (1, Gx)
         weights = torch.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], -1).reshape(gy * gx, 4)
         for start in range(0, sel.size, CHUNK):
             part = sel[start:start + CHUNK]

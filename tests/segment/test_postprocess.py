@@ -70,3 +70,14 @@ def test_upsample_argmax_runs_blas_on_one_thread_and_restores_it(monkeypatch):
     assert labels.shape == (128, 256)
     assert seen["blas"] and all(n == 1 for n in seen["blas"]) and seen["torch"] == 1
     assert _blas_threads(paths) == before and torch.get_num_threads() == torch_threads
+
+
+def test_upsample_argmax_warns_nothing_on_repeat_calls():
+    # The per-size geometry is cached read-only; nothing may hand it to torch as if writable.
+    import warnings
+
+    logits = smooth_logits(19, 32, 64, cells=(8, 16), seed=3).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        first = upsample_argmax(logits, (256, 512))
+        assert np.array_equal(upsample_argmax(logits, (256, 512)), first)
