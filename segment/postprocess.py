@@ -53,15 +53,15 @@ def _groups(cell: np.ndarray, lam: np.ndarray, cells: int) -> tuple[np.ndarray, 
 
 @functools.lru_cache(maxsize=8)
 def _geometry(out_len: int, in_len: int):
-    """Per axis: ``_groups`` of the output indices by padded cell, and the distinct weight patterns
-    (``np.unique(weights, axis=0, return_inverse=True)``). Depends on the sizes only: computed
-    once per size (~1 ms a request at 1024x2048)."""
+    """Per axis: the counts and indices of ``_groups``, the distinct weight patterns
+    (``np.unique(weights, axis=0, return_inverse=True)``) and the regular run of cells.
+    Depends on the sizes only: computed once per size (~1 ms a request at 1024x2048)."""
     cell, lam = _padded_coords(out_len, in_len)
     counts, index, weights = _groups(cell, lam, in_len + 1)
     patterns = np.unique(weights, axis=0, return_inverse=True)
-    for array in (counts, index, weights, *patterns):
+    for array in (counts, index, *patterns):
         array.flags.writeable = False  # shared by every later call
-    return counts, index, weights, patterns, _regular_run(counts, index)
+    return counts, index, patterns, _regular_run(counts, index)
 
 
 def _regular_run(counts: np.ndarray, index: np.ndarray) -> tuple[int, int, int]:
@@ -131,7 +131,7 @@ def _upsample_argmax(logits: np.ndarray | torch.Tensor, size: tuple[int, int]) -
     # from either memory layout (OpenVINO hands over logits that are NHWC in memory).
     hwc = torch.from_numpy(np.pad(t.detach().numpy().transpose(1, 2, 0), ((1, 1), (1, 1), (0, 0)), mode="edge"))
     low = hwc.argmax(2).to(torch.uint8).numpy()
-    (count_y, rows, _, py, run_y), (count_x, cols, _, px, run_x) = _geometry(out_h, h), _geometry(out_w, w)
+    (count_y, rows, py, run_y), (count_x, cols, px, run_x) = _geometry(out_h, h), _geometry(out_w, w)
 
     # A cell (i, j) spans padded pixels i..i+1 x j..j+1; where all four share a label, so do its outputs.
     a, b, cc, d = low[:-1, :-1], low[:-1, 1:], low[1:, :-1], low[1:, 1:]
