@@ -38,8 +38,15 @@ def conv_geometry(module: nn.Module) -> list[tuple[int, int, int, int]]:
     row-aligned (elementwise) joins: the inverted-residual blocks, not blocks
     with pooling (``stripe_count`` leaves those out).
     """
-    return [(m.kernel_size[0], m.stride[0], m.dilation[0], m.padding[0])
-            for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return [_along(m, 0) for m in _convs([module])]
+
+
+def _convs(modules: list[nn.Module]) -> list[nn.Conv2d]:
+    return [m for module in modules for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+def _along(conv: nn.Conv2d, axis: int) -> tuple[int, int, int, int]:
+    return conv.kernel_size[axis], conv.stride[axis], conv.dilation[axis], conv.padding[axis]
 
 
 def input_rows(geometry: list[tuple[int, int, int, int]], lo: int, hi: int) -> tuple[int, int]:
@@ -61,13 +68,14 @@ def _out(n: int, k: int, s: int, d: int, p: int) -> int:
 
 def largest_activation(layers: list[nn.Module], height: int, width: int, *, itemsize: int = 2) -> int:
     """Bytes of the largest convolution output of ``layers`` on a (height, width) input (bf16 by default)."""
+    return _largest(_convs(layers), height, width, itemsize)
+
+
+def _largest(convs: list[nn.Conv2d], height: int, width: int, itemsize: int = 2) -> int:
     largest = 0
-    for layer in layers:
-        for m in layer.modules():
-            if isinstance(m, nn.Conv2d):
-                height = _out(height, m.kernel_size[0], m.stride[0], m.dilation[0], m.padding[0])
-                width = _out(width, m.kernel_size[1], m.stride[1], m.dilation[1], m.padding[1])
-                largest = max(largest, m.out_channels * height * width * itemsize)
+    for m in convs:
+        height, width = _out(height, *_along(m, 0)), _out(width, *_along(m, 1))
+        largest = max(largest, m.out_channels * height * width * itemsize)
     return largest
 
 
@@ -104,12 +112,13 @@ def run_in_stripes(layers: list[nn.Module], x: torch.Tensor, *, stripe_rows: int
     ``x`` is NCHW, or NHWC with ``channels_last`` (then cut into rows before it is
     permuted to the layers' NCHW). Returns NCHW (N, C, H', W').
     """
-    geometry = [g for layer in layers for g in conv_geometry(layer)]
+    convs = _convs(layers)  # one walk of the modules per call (the torch backend calls this per request)
+    geometry = [_along(m, 0) for m in convs]
     stride = math.prod(s for _, s, _, _ in geometry)
     row_dim = 1 if channels_last else 2
     height, width = x.shape[row_dim], x.shape[row_dim + 1]
     out_height = output_rows(geometry, height)
-    if out_height <= stripe_rows or largest_activation(layers, height, width) <= above_bytes:
+    if out_height <= stripe_rows or _largest(convs, height, width) <= above_bytes:
         return _run(layers, x, channels_last)
     outs = []
     for lo in range(0, out_height, stripe_rows):
