@@ -19,6 +19,8 @@ from pathlib import Path
 
 import cv2
 
+from segment.atomic import write_path_atomic
+
 from .errors import DatasetError
 from .synthetic import _write_png
 
@@ -41,9 +43,7 @@ def recompress_tree(*, src: str | Path, out: str | Path, level: int = 0, workers
         target = out / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not path.name.endswith("_leftImg8bit.png"):
-            tmp = target.with_name(f".tmp-{target.name}")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)  # atomic: no half-copied label if interrupted
+            write_path_atomic(target, lambda tmp: shutil.copyfile(path, tmp))  # no half-copied label if interrupted
             return
         array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # keeps channels and bit depth: lossless
         if array is None:

@@ -23,17 +23,17 @@ Scenes are deterministic: image ``i`` of split ``s`` depends only on
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .errors import DatasetError
 from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
+from segment.atomic import write_bytes
+
+from .errors import DatasetError
 from .labels import LABEL_ID
 
 MAX_SIZE = (1024, 2048)  # Cityscapes' own frame size, the largest we draw
@@ -424,18 +424,11 @@ def draw_scene(*, size: tuple[int, int], seed, instances: bool = False):
 
 
 def _write_png(path: Path, array: np.ndarray, compression: int) -> None:
-    """Write atomically (temp file + rename) so an interrupted run leaves no truncated PNG."""
+    """Encode with OpenCV and write atomically (``segment.atomic``): an interrupted run leaves no truncated PNG."""
     ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise DatasetError(f"{path}: OpenCV could not encode this PNG")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, buf.tobytes())
 
 
 def parse_size(text: str) -> tuple[int, int]:

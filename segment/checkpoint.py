@@ -1,19 +1,19 @@
 """The checkpoint format: one file with weights, model config, label space and training state.
 
-Written atomically (temporary file, fsync, rename) so an interrupted save never
-leaves a broken file; read with ``torch.load(weights_only=True)`` so a foreign
-pickle cannot run code.
+Written atomically (``segment.atomic``: temporary file, fsync, rename) so an
+interrupted save never leaves a broken file; read with
+``torch.load(weights_only=True)`` so a foreign pickle cannot run code.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from segment.atomic import torch_save
 from segment.config import ModelConfig
 from segment.errors import UserError
 
@@ -27,28 +27,8 @@ class CheckpointError(UserError):
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates 0600 files; give the checkpoint the mode a plain open() would (umask applies).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # Persist the rename itself, so a power loss right after cannot resurrect the old file.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """``torch.save`` through :func:`segment.atomic.torch_save`: the old file survives a failed save."""
+    torch_save(obj, path)
 
 
 def make_checkpoint(

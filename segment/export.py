@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from segment.atomic import write_path_atomic
 from segment.complexity import FULL, HALF
 
 SIZES = {"half": HALF, "full": FULL}
@@ -21,19 +21,15 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, size: tuple[
     The size is fixed on purpose: LR-ASPP's pooling window depends on the feature
     map's size, so each input size is its own fixed AvgPool graph.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     example = torch.zeros(1, 3, *size)
-    # Write beside the target, then rename: a failed export leaves no partial model.
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        tmp_path = Path(tmp) / path.name
-        torch.onnx.export(
-            model, (example,), str(tmp_path), input_names=["image"], output_names=["logits"],
-            opset_version=opset, dynamo=False,
-        )
-        os.replace(tmp_path, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        torch.onnx.export(model, (example,), str(tmp), input_names=["image"], output_names=["logits"],
+                          opset_version=opset, dynamo=False)
+
+    # Written beside the target, then renamed: a failed export leaves no partial model.
+    return write_path_atomic(path, write)
 
 
 def export_graph_onnx(graph: torch.nn.Module, path: str | os.PathLike, *, size: tuple[int, int], opset: int = 18,
@@ -42,8 +38,6 @@ def export_graph_onnx(graph: torch.nn.Module, path: str | os.PathLike, *, size: 
 
     ``example``/``names``: another input (e.g. a part of the graph: ``InferenceGraph.parts``).
     """
-    from segment.backends.cache import atomic_write
-
     if example is None:
         example = torch.zeros(1, *size, 3, dtype=torch.uint8)
 
@@ -54,14 +48,12 @@ def export_graph_onnx(graph: torch.nn.Module, path: str | os.PathLike, *, size: 
             torch.onnx.export(graph.eval(), (example,), str(tmp), input_names=[names[0]], output_names=[names[1]],
                               opset_version=opset, dynamo=False)
 
-    return atomic_write(Path(path), write)
+    return write_path_atomic(path, write)
 
 
 def onnx_to_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> Path:
     """Convert ONNX to OpenVINO IR (xml + bin), weights kept in fp32 (no silent fp16 compression)."""
     import openvino as ov
-
-    from segment.backends.cache import atomic_write
 
     xml_path = Path(xml_path)
     ov_model = ov.convert_model(str(onnx_path))
@@ -71,7 +63,7 @@ def onnx_to_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) 
         ov.save_model(ov_model, str(tmp_dir / "model.xml"), compress_to_fp16=False)
 
     # IR is two files; they are written into a folder that is renamed into place as one.
-    folder = atomic_write(xml_path.parent / (xml_path.stem + ".ir"), write)
+    folder = write_path_atomic(xml_path.parent / (xml_path.stem + ".ir"), write)
     return folder / "model.xml"
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from segment.atomic import write_bytes
 from segment.errors import UserError
 
 # Pillow decoders we accept. TIFF, GIF, PSD, ... are left out on purpose: a web
@@ -136,21 +136,8 @@ def encode_png(array: np.ndarray, *, compress_level: int = 1) -> bytes:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write a file atomically: a reader (or a crash) never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a file atomically (``segment.atomic``): a reader (or a crash) never sees half a file."""
+    return write_bytes(path, data)
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray, *, compress_level: int = 1) -> Path:

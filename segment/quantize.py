@@ -93,7 +93,7 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, *, images: list[n
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from segment.backends.cache import atomic_write
+    from segment.atomic import write_path_atomic
 
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
@@ -115,4 +115,4 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, *, images: list[n
         )
         prepared.unlink(missing_ok=True)
 
-    return atomic_write(out_path, write)
+    return write_path_atomic(out_path, write)

@@ -198,7 +198,7 @@ def plot(models: dict[str, dict], evals: dict[str, float], path: str | Path, *, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from segment.backends.cache import atomic_write
+    from segment.atomic import write_atomic
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     pts = []
@@ -233,7 +233,7 @@ def plot(models: dict[str, dict], evals: dict[str, float], path: str | Path, *, 
     ax.set_title("mIoU against CPU time")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    write_atomic(path, lambda f: fig.savefig(f, dpi=120, format="png"))
     plt.close(fig)
     return Path(path)
 
@@ -245,9 +245,9 @@ def run(args: argparse.Namespace) -> int:
     evals_half = dict(read_eval(s) for s in args.eval_half)
     table = build_table(models, evals_full, evals_half, threads=args.threads)
     if args.out:
-        from segment.backends.cache import atomic_write
+        from segment.atomic import write_text
 
-        atomic_write(Path(args.out), lambda tmp: tmp.write_text(table + "\n"))
+        write_text(args.out, table + "\n")
         print(f"wrote {args.out}")
     else:
         print(table)

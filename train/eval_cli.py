@@ -106,13 +106,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_labelids(out_dir: Path, image_path: Path, labelids) -> None:
-    import cv2
+    from segment.errors import UserError
+    from segment.images import write_png  # atomic (segment.atomic)
 
     stem = image_path.stem.replace("_leftImg8bit", "")
     path = out_dir / f"{stem}_pred.png"
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    if not cv2.imwrite(str(tmp), labelids):
-        from segment.errors import UserError
-
-        raise UserError(f"cannot write {path}; check that the folder is writable and has space")
-    tmp.replace(path)
+    try:
+        write_png(path, labelids)
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror}); check that the folder is writable and has space") from None

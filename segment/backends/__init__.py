@@ -143,7 +143,7 @@ def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32"
     if out is None:
         return path
     out = Path(out)
-    from segment.backends.cache import atomic_write
+    from segment.atomic import write_path_atomic as atomic_write
 
     if fmt == "onnx":
         return atomic_write(out, lambda tmp: shutil.copyfile(path, tmp))

@@ -23,7 +23,7 @@ def test_tree_layout_is_cityscapes(synth_root):
             assert lab.name == f"{city}_{seq}_{frame}_gtFine_labelIds.png"
             inst = lab.with_name(lab.name.replace("labelIds", "instanceIds"))
             assert inst.is_file()
-    assert not list(synth_root.rglob(".tmp-*"))  # atomic writes leave no temp files
+    assert not list(synth_root.rglob(".*"))  # atomic writes leave no temporary (hidden) files
 
 
 def test_instance_ids_agree_with_labels(synth_root):
