@@ -13,6 +13,8 @@ they hold only trainIds and 255.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import albumentations as A
@@ -20,12 +22,12 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
+from segment.normalization import IMAGENET_MEAN as MEAN, IMAGENET_STD as STD
+
 from .labels import IGNORE_INDEX
 
-# ImageNet statistics on [0, 1] pixels. Stored in every checkpoint (segment.checkpoint)
-# so that inference normalizes exactly as training did.
-MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# MEAN, STD (ImageNet statistics on [0, 1] pixels) are segment.normalization's. They are stored
+# in every checkpoint (segment.checkpoint) so that inference normalizes exactly as training did.
 
 
 def _normalize() -> list[A.BasicTransform]:
@@ -47,21 +49,26 @@ class RandomScaleCrop(A.DualTransform):
         self,
         *,
         size: tuple[int, int] = (769, 769),  # (height, width) of the output crop
-        scale: tuple[float, float] = (0.5, 2.0),  # uniform range of the scale factor
+        scale: tuple[float, float] = (0.5, 2.0),  # range of the scale factor
         fill: float = 0.0,  # image value outside the source
         fill_mask: float = IGNORE_INDEX,  # mask value outside the source: ignored
+        log_scale: bool = False,  # draw log(scale) uniformly: as many shrinks as enlargements of each factor
         p: float = 1.0,
     ):
         super().__init__(p=p)
         self.size = tuple(size)
         self.scale = tuple(scale)
+        self.log_scale = log_scale
         self.fill = fill
         self.fill_mask = fill_mask
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         h, w = params["shape"][:2]
         ch, cw = self.size
-        s = self.py_random.uniform(*self.scale)
+        if self.log_scale:
+            s = math.exp(self.py_random.uniform(math.log(self.scale[0]), math.log(self.scale[1])))
+        else:
+            s = self.py_random.uniform(*self.scale)
         sh, sw = int(round(h * s)), int(round(w * s))
         # Offset of the crop in the scaled image; negative = the image sits inside the crop.
         y0 = self.py_random.randint(min(0, sh - ch), max(0, sh - ch))
@@ -103,7 +110,7 @@ class RandomScaleCrop(A.DualTransform):
         return self._warp(mask, matrix, inside, cv2.INTER_NEAREST, self.fill_mask)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("size", "scale", "fill", "fill_mask")
+        return ("size", "scale", "fill", "fill_mask", "log_scale")
 
 
 def train_transform(
@@ -112,17 +119,21 @@ def train_transform(
     scale: tuple[float, float] = (0.5, 2.0),
     hflip: bool = True,
     fast: bool = True,
+    log_scale: bool = False,
 ) -> A.Compose:
     """The paper's training augmentation.
 
     ``fast=True`` (default) scales and crops in one warp (:class:`RandomScaleCrop`);
     ``fast=False`` runs the textbook albumentations chain (RandomScale,
     PadIfNeeded, RandomCrop), kept as the reference the fast path is measured
-    and tested against.
+    and tested against (uniform scale only). ``log_scale``: draw the scale
+    log-uniformly (fast path).
     """
     ch, cw = crop
+    if log_scale and not fast:
+        raise ValueError("log_scale needs the fast path (fast=True)")
     if fast:
-        geometric: list[A.BasicTransform] = [RandomScaleCrop(size=(ch, cw), scale=scale)]
+        geometric: list[A.BasicTransform] = [RandomScaleCrop(size=(ch, cw), scale=scale, log_scale=log_scale)]
     else:
         geometric = [
             A.RandomScale(

@@ -87,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     from segment.presets import get_preset
     from segment.model import build_model
 
-    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     if args.preset:
         try:
             model = build_model(get_preset(args.preset).config).eval()
