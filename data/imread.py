@@ -1,4 +1,12 @@
-"""Reading images and label maps, with errors that name the file."""
+"""Reading images and label maps, with errors that name the file.
+
+Images go through the project's one image reader, ``segment.images.read_image``
+(the same decoding as ``segment predict`` and the demo: EXIF orientation, any
+colour mode to 8-bit RGB, a pixel limit checked from the header). Label maps
+are class ids, not pictures, and are read here with OpenCV, unchanged.
+Workers of a DataLoader must not each start a pool of OpenCV threads on top of
+torch's: the loaders call cv2.setNumThreads(0) in their worker init.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +15,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segment.images import ImageError, read_image
+
 from .errors import DatasetError
-
-# Decoding is done by OpenCV (libpng/libjpeg-turbo, the fastest decoder in our
-# stack). Workers of a DataLoader must not each start a pool of OpenCV threads
-# on top of torch's: the loaders call cv2.setNumThreads(0) in their worker init.
-
-
-_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """An HxWx3 uint8 RGB image; DatasetError if the file cannot be decoded."""
-    # IMREAD_COLOR_RGB (OpenCV >= 4.10) decodes straight to RGB: no extra cvtColor pass.
-    img = cv2.imread(str(path), _IMREAD_RGB) if _IMREAD_RGB is not None else cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DatasetError(
-            f"{path}: cannot read this image (missing, truncated or not an image); "
-            "re-extract or re-download it, or remove it together with its label"
-        )
-    return img if _IMREAD_RGB is not None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:
+        return read_image(path)
+    except ImageError as exc:
+        raise DatasetError(f"{exc}; re-extract or re-download it, or remove it together with its label") from None
 
 
 def read_label(path: str | Path) -> np.ndarray:

@@ -99,7 +99,7 @@ def measure(*, root: Path, crop: int, repeat: int, limit: int, stored_root: Path
     stage_fns = {
         "decode image: cv2.imread COLOR + cvtColor RGB":
             lambda i: cv2.cvtColor(cv2.imread(str(files[i][0]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
-        "decode image: cv2.imread COLOR_RGB (used)": lambda i: read_rgb(files[i][0]),
+        "decode image: read_rgb, Pillow (used)": lambda i: read_rgb(files[i][0]),
         "decode label + labelId->trainId LUT":
             lambda i: base.to_train_ids(cv2.imread(str(files[i][1]), cv2.IMREAD_UNCHANGED), files[i][1]),
         "augment: scale+pad+crop+flip, albumentations chain":

@@ -97,10 +97,10 @@ def _to_rgb(im: Image.Image, label: str) -> np.ndarray:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         im = Image.alpha_composite(background, rgba)
     try:
-        rgb = im.convert("RGB")
+        rgb = im if im.mode == "RGB" else im.convert("RGB")  # convert() would copy an RGB image once more
     except ValueError as exc:
         raise ImageError(f"{label}: colour mode {mode} cannot be converted to RGB ({exc}); save it as an RGB image") from None
-    return np.asarray(rgb, dtype=np.uint8).copy()
+    return np.array(rgb, dtype=np.uint8)  # a writable copy (np.asarray of a Pillow image is read-only)
 
 
 def full_palette(palette: np.ndarray | list) -> np.ndarray:

@@ -15,8 +15,10 @@ import cv2
 import numpy as np
 
 from segment.errors import UserError
+from segment.images import IMAGE_SUFFIXES, read_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
+# The name some callers still use for the one image reader.
+read_rgb = read_image
 
 
 def synthetic_scene(height: int, width: int, *, seed: int) -> np.ndarray:
@@ -58,13 +60,6 @@ def list_images(folder: str | Path, *, limit: int | None = None) -> list[Path]:
     return files
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise UserError(f"cannot read image {path}; is it a valid png/jpg?")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def calibration_images(size: tuple[int, int], *, folder: str | Path | None = None, count: int = 16) -> list[np.ndarray]:
     """``count`` RGB uint8 images at ``size`` (H, W): from ``folder`` if given, else synthetic."""
     h, w = size
@@ -74,7 +69,7 @@ def calibration_images(size: tuple[int, int], *, folder: str | Path | None = Non
         except ImportError:
             return [synthetic_scene(h, w, seed=1000 + i) for i in range(count)]
         return [draw_scene(size=(h, w), seed=1000 + i)[0] for i in range(count)]
-    return [cv2.resize(read_rgb(p), (w, h), interpolation=cv2.INTER_LINEAR) for p in list_images(folder, limit=count)]
+    return [cv2.resize(read_image(p), (w, h), interpolation=cv2.INTER_LINEAR) for p in list_images(folder, limit=count)]
 
 
 class _Reader:
