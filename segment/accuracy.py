@@ -45,17 +45,10 @@ def calibrate_batchnorm(model, images: list[np.ndarray], *, mean, std) -> None:
     """
     import torch
 
+    from segment.batchnorm import recalibrate_batchnorm
+
     mean = np.asarray(mean, np.float32) * 255.0
     std = np.asarray(std, np.float32) * 255.0
     x = torch.from_numpy(np.stack([((im.astype(np.float32) - mean) / std).transpose(2, 0, 1) for im in images]))
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over this one batch
-    model.train()
-    with torch.no_grad():
-        model(x)
-    for m, momentum in zip(bns, saved):
-        m.momentum = momentum
+    recalibrate_batchnorm(model, [x])
     model.eval()

@@ -7,6 +7,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from segment.batchnorm import recalibrate_batchnorm
 from train.distributed import DistInfo, all_reduce_sum
 from train.metrics import ConfusionMatrix
 
@@ -79,24 +80,15 @@ def recalibrate_bn(*, model, batches, device, channels_last: bool = False, info:
     change a lot over that span and the stale statistics wreck eval-mode
     accuracy (measured: 57% -> 92% pixel accuracy after recalibrating a
     300-step run). Long runs are not hurt, so this is opt-in (``bn_recalib_batches``).
+    The statistics are computed by ``segment.batchnorm.recalibrate_batchnorm``.
     """
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    was_training = model.training
-    model.train()
-    for images, _ in batches:
-        images = images.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        model(images)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-        if info.enabled:  # every rank saw different batches: use the mean
-            for buf in (m.running_mean, m.running_var):
-                all_reduce_sum(buf, info).div_(info.world_size)
-    model.train(was_training)
+
+    def inputs():
+        for images, _ in batches:
+            images = images.to(device, non_blocking=True)
+            yield images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+    def mean_over_ranks(buf: torch.Tensor) -> None:  # every rank saw different batches
+        all_reduce_sum(buf, info).div_(info.world_size)
+
+    recalibrate_batchnorm(model, inputs(), reduce=mean_over_ranks if info.enabled else None)
