@@ -1,11 +1,21 @@
-"""The accuracy guard: how far a fast backend's labels are from torch fp32's.
+"""The accuracy guard's measures, and the project's one definition of IoU and mIoU.
 
-Two measures: argmax pixel agreement on the same inputs (any images will do),
-and the mIoU difference on a labelled set (what users care about; int8 is only
-offered where it is under 0.5 points).
+Two measures of how far a fast backend's labels are from torch fp32's: argmax
+pixel agreement on the same inputs (any images will do), and the mIoU
+difference on a labelled set (what users care about; int8 is only offered
+where it is under 0.5 points).
+
+IoU and mIoU (:func:`class_iou`, :func:`mean_iou`) follow the official
+Cityscapes evaluator and are shared with ``segment eval`` and the trainer
+(``train.metrics``): a class with no ground truth and no prediction has no IoU
+(NaN) and is left out of the mean; the mean is over the dataset's scored
+classes only; a pixel predicted as an unscored class still counts as a miss of
+its true class.
 """
 
 from __future__ import annotations
+
+from typing import Iterable
 
 import numpy as np
 
@@ -24,6 +34,24 @@ def confusion(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndar
     keep = target < num_classes
     idx = target[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def class_iou(conf) -> np.ndarray:
+    """IoU of each class from a confusion matrix ``conf[true, predicted]``; NaN where a class is in neither."""
+    conf = np.asarray(conf, dtype=np.float64)
+    tp = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
+
+
+def mean_iou(conf, classes: Iterable[int] | None = None) -> float:
+    """mIoU as a fraction: the mean IoU over ``classes`` (the dataset's scored class ids; default all),
+    classes without an IoU left out; NaN if none has one."""
+    iou = class_iou(conf)
+    scored = iou[list(classes)] if classes is not None else iou
+    scored = scored[~np.isnan(scored)]
+    return float(scored.mean()) if scored.size else float("nan")
 
 
 def miou(conf: np.ndarray) -> float:

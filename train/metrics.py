@@ -1,10 +1,12 @@
 """Streaming confusion matrix -> per-class IoU, mIoU, pixel accuracy.
 
 The matrix is counted with one ``bincount`` per batch (as torchvision's
-segmentation reference does). IoU follows the official Cityscapes evaluator
-(cityscapesscripts' evalPixelLevelSemanticLabeling): a class with no ground
-truth and no prediction has no IoU (NaN) and is left out of the mean, and a
-pixel predicted as an unscored class still counts as a miss of its true class.
+segmentation reference does). IoU and mIoU are ``segment.accuracy.class_iou``
+and ``mean_iou``, the definition the accuracy guard uses too; it follows the
+official Cityscapes evaluator (cityscapesscripts' evalPixelLevelSemanticLabeling):
+a class with no ground truth and no prediction has no IoU (NaN) and is left
+out of the mean, and a pixel predicted as an unscored class still counts as a
+miss of its true class.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from segment.accuracy import class_iou, mean_iou
 
 IGNORE_INDEX = 255
 
@@ -39,10 +43,7 @@ class ConfusionMatrix:
         self.mat.zero_()
 
     def iou(self) -> list[float]:
-        m = self.mat.double()
-        tp = m.diag()
-        union = m.sum(0) + m.sum(1) - tp
-        return [float(tp[i] / union[i]) if union[i] > 0 else math.nan for i in range(self.num_classes)]
+        return [float(v) for v in class_iou(self.mat.cpu().numpy())]
 
     def pixel_accuracy(self) -> float:
         total = int(self.mat.sum())
@@ -55,13 +56,12 @@ class ConfusionMatrix:
         """
         iou = self.iou()
         per_class = {classes[i]: iou[i] for i in eval_ids}
-        valid = [v for v in per_class.values() if not math.isnan(v)]
         m = self.mat
         scored = torch.tensor(list(eval_ids), dtype=torch.int64)
         total = int(m[scored].sum())
         correct = int(m.diag()[scored].sum())
         return {
-            "miou": sum(valid) / len(valid) if valid else math.nan,
+            "miou": mean_iou(m.cpu().numpy(), eval_ids),
             "per_class": per_class,
             "pixel_acc": correct / total if total else math.nan,
         }
