@@ -1,5 +1,3 @@
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -70,13 +68,6 @@ def test_scenes_are_not_a_colour_lookup():
     image, labels = draw_scene(size=(256, 512), seed=(0, 0, 0))
     road = image[labels == LABEL_ID["road"]].astype(float)
     assert road.std(axis=0).min() > 5.0
-
-
-def test_small_images_are_fast(tmp_path):
-    start = time.perf_counter()
-    write_synthetic_cityscapes(out=tmp_path, n=4, size=(128, 256), seed=1)
-    per_image = (time.perf_counter() - start) / 8
-    assert per_image < 0.5  # well under a second each, even on a loaded 2-core CI box
 
 
 def test_files_read_back(synth_root):
