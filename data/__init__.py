@@ -2,8 +2,10 @@
 
 Import the submodule you need (``data.cityscapes``, ``data.transforms``...):
 this package imports nothing at load time so that ``segment --help`` stays fast.
-``data`` depends only on numpy, torch, OpenCV, albumentations and
-cityscapesscripts, never on ``segment``/``train``/``serve`` (DESIGN.md section 2).
+``data`` depends on numpy, torch, OpenCV, albumentations, cityscapesscripts and
+small utility modules of ``segment`` (atomic writes, the image reader, the
+normalization constants, errors), never on the model, ``train`` or ``serve``
+(docs/design.md, "Layers").
 """
 
 import os

@@ -3,7 +3,7 @@
 Subcommands live in the package that owns them (training in ``train``, the demo
 in ``serve``, ...). They are imported only when run, so ``segment zoo`` does not
 pay for Gradio, and ``segment`` itself never imports a package above it at load
-time (DESIGN.md section 2).
+time (docs/design.md, "Layers").
 """
 
 from __future__ import annotations
