@@ -432,12 +432,19 @@ def _write_png(path: Path, array: np.ndarray, compression: int) -> None:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (H, W), checked against MAX_SIZE."""
+    """'HxW' (or half / full: 512x1024 / 1024x2048) -> (H, W), checked against MAX_SIZE.
+
+    The one size parser (``segment.sizes.parse_size``) with this command's message.
+    """
+    from segment.errors import UserError
+    from segment.sizes import SIZES
+    from segment.sizes import parse_size as parse
+
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise DatasetError(f"size {text!r}: expected HxW, e.g. 512x1024") from None
-    return check_size((h, w))
+        size = parse(text, native=False, error=f"size {text!r}: expected HxW, e.g. 512x1024")
+    except UserError as exc:
+        raise DatasetError(str(exc)) from None
+    return check_size(SIZES[size] if isinstance(size, str) else size)
 
 
 def check_size(size) -> tuple[int, int]:

@@ -174,14 +174,41 @@ class ResizeImageOnly(A.ImageOnlyTransform):
         return ("size",)
 
 
-def eval_transform(*, size: tuple[int, int] | None = None) -> A.Compose:
-    """Evaluation pipeline: normalize; with ``size=(H, W)`` also resize the image (only).
+class FitAndPadImageOnly(A.ImageOnlyTransform):
+    """"half" / "full" for evaluation, as ``segment predict`` runs them (``segment.sizes``).
 
-    ``size=None`` keeps the image's own size (full-resolution evaluation);
-    ``size=(512, 1024)`` is the paper's half-resolution input. The mask always
-    stays at its full size.
+    The image keeps its aspect ratio: resized to fit its shape bucket of the pixel
+    budget and padded below and to the right with the mean colour. The mask stays
+    at its full size; ``train.engine.evaluate`` crops the padding off the logits
+    before scoring them at the label's size.
+    """
+
+    def __init__(self, *, size: str, p: float = 1.0):
+        super().__init__(p=p)
+        self.size = size
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        from segment.sizes import fit_and_pad, pad_colour, plan_run
+
+        # Bilinear up, area down, as ResizeImageOnly.
+        return fit_and_pad(img, plan_run(img.shape[:2], self.size), fill=pad_colour(MEAN))
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("size",)
+
+
+def eval_transform(*, size: str | tuple[int, int] | None = None) -> A.Compose:
+    """Evaluation pipeline: normalize; with a ``size`` also resize the image (only).
+
+    ``size=None`` or "native" keeps the image's own size (full-resolution
+    evaluation); "half" and "full" are the paper's pixel budgets (512*1024 and
+    1024*2048: a 2:1 image runs at exactly 512x1024 / 1024x2048, others keep
+    their aspect ratio in a padded shape bucket, see ``segment.sizes``);
+    ``(H, W)`` resizes to exactly that. The mask always stays at its full size.
     """
     steps: list[A.BasicTransform] = []
-    if size is not None:
+    if isinstance(size, str) and size != "native":
+        steps.append(FitAndPadImageOnly(size=size))
+    elif size is not None and not isinstance(size, str):
         steps.append(ResizeImageOnly(size=size))
     return A.Compose(steps + _normalize(), is_check_shapes=False)

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -45,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--precision", action="append", default=[], choices=list(PRECISIONS),
                         help="precision (repeatable; default: every one the backend and CPU can run)")
-    parser.add_argument("--size", action="append", default=[], help="half, full or HxW (repeatable; default: half and full)")
+    parser.add_argument("--size", action="append", default=[],
+                        help="half, full (pixel budgets: the --image keeps its aspect ratio, in its shape bucket; "
+                             "the default synthetic scene is 2:1, so 512x1024 and 1024x2048) or HxW "
+                             "(repeatable; default: half and full)")
     parser.add_argument("--threads", action="append", type=int, default=[], help="threads (repeatable; default: 1 and all)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per configuration (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
@@ -61,30 +65,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guard-out", help="also write the guard records to this JSON file; ship it beside the "
                                             "checkpoint as <checkpoint>.guard.json and 'auto' uses it on other machines "
                                             "with the same engine versions and bf16 hardware")
-    parser.add_argument("--image", help="RGB image to time and check agreement on, resized to each size "
-                                        "(default: a synthetic street scene)")
+    parser.add_argument("--image", help="RGB image to time and check agreement on, resized for each size as "
+                                        "'segment predict' would (default: a synthetic street scene)")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
-
-
-def parse_size(text: str) -> tuple[str, tuple[int, int]]:
-    from segment.predict import SIZES, parse_hw
-
-    h, w = parse_hw(text, error=f"--size {text!r}: use half, full or HxW of at least 32x32 (e.g. 256x512)", minimum=32)
-    return (text if text in SIZES else f"{h}x{w}"), (h, w)
 
 
 def _stats(times_ms: list[float]) -> tuple[float, float]:
     return float(np.median(times_ms)), float(np.percentile(times_ms, 90))
 
 
-def bench_image(size: tuple[int, int], path: str | None = None) -> np.ndarray:
+def bench_input(size: str | tuple[int, int], path: str | None = None):
+    """(image, plan): the image each request gets at ``size``, and the shape the model runs it at.
+
+    Without ``path``: a synthetic street scene of 2:1 (so "half" and "full" run at exactly
+    512x1024 and 1024x2048, the paper's inputs) or of the explicit HxW. With a photo: for
+    "half"/"full", the photo resized with its own aspect ratio to the part of its shape
+    bucket it fills (``segment.sizes``), so a request pads it but resizes nothing, as the
+    requests of earlier benchmarks started from an image at the run size; for HxW, the
+    photo resized to exactly HxW.
+    """
     import cv2
 
     from segment.quantize import calibration_images, read_rgb
+    from segment.sizes import SIZES, plan_run
 
     if path is None:
-        return calibration_images(size, count=1)[0]
-    return cv2.resize(read_rgb(path), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        hw = SIZES[size] if isinstance(size, str) else size
+        return calibration_images(hw, count=1)[0], plan_run(hw, size)
+    photo = read_rgb(path)
+    plan = plan_run(photo.shape[:2], size)
+    vh, vw = plan.valid_hw
+    return cv2.resize(photo, (vw, vh), interpolation=cv2.INTER_AREA if vh * vw < photo.shape[0] * photo.shape[1]
+                      else cv2.INTER_LINEAR), plan
 
 
 def _peer_model(kind: str):
@@ -128,8 +140,12 @@ def peer_config(kind: str, size_name: str, size: tuple[int, int], threads: int, 
     return Config(row=_with_size(row, size_name, size, threads), model_fn=model_fn, request_fn=request_fn)
 
 
-def _with_size(row: dict, size_name: str, size: tuple[int, int], threads: int) -> dict:
-    return {**row, "size": size_name, "height": size[0], "width": size[1], "threads": threads}
+def _with_size(row: dict, size_name: str, size: tuple[int, int], threads: int, plan=None) -> dict:
+    """``height``/``width``: the shape the model ran at; for "half"/"full" also the bucket and the image in it."""
+    row = {**row, "size": size_name, "height": size[0], "width": size[1], "threads": threads}
+    if plan is not None and plan.budget:
+        row.update(bucket=plan.aspect, valid_height=plan.valid_hw[0], valid_width=plan.valid_hw[1])
+    return row
 
 
 def _subjects(args) -> list[tuple[str, str | None, object]]:
@@ -186,40 +202,45 @@ def collect(args) -> list[dict]:
 
     from segment.backends import resolve_threads
     from segment.complexity import count_madds, count_params
-    from segment.predict import Predictor
+    from segment.sizes import fit_and_pad, pad_colour, parse_size, size_name
 
-    sizes = [parse_size(s) for s in (args.size or ["half", "full"])]
+    sizes = [parse_size(s, native=False, minimum=32,
+                        error=f"--size {s!r}: use half, full or HxW of at least 32x32 (e.g. 256x512)")
+             for s in (args.size or ["half", "full"])]
     all_threads = resolve_threads(None)
     thread_counts = sorted(set(args.threads or [1, all_threads]))
     subjects = _subjects(args)
     rows: list[dict] = []
-    for size_name, size in sizes:
-        image = bench_image(size, args.image)
+    for size in sizes:
+        image, plan = bench_input(size, args.image)
+        run_hw, name = plan.run_hw, size_name(size)
+        # The peers run the same model input as ours: the image, padded as ours is.
+        peer_image = fit_and_pad(image, plan, fill=pad_colour([0.485, 0.456, 0.406]))
         for threads in thread_counts:
-            configs: list[Config] = [peer_config("torchvision", size_name, size, threads, image)]
-            configs += [peer_config(kind, size_name, size, threads, image) for kind in args.peer]
-            for name, paper_row, factory in subjects:
+            configs: list[Config] = [peer_config("torchvision", name, run_hw, threads, peer_image)]
+            configs += [peer_config(kind, name, run_hw, threads, peer_image) for kind in args.peer]
+            for subject, paper_row, factory in subjects:
                 ref_pred = factory(backend="torch", threads=threads)
-                reference = ref_pred.reference_labels(image)
-                madds, params = count_madds(ref_pred.model, size), count_params(ref_pred.model)
+                reference = ref_pred.reference_labels(image, size)
+                madds, params = count_madds(ref_pred.model, run_hw), count_params(ref_pred.model)
                 for spec in _specs(args, threads):
                     predictor = factory(backend=spec.backend, precision=spec.precision, threads=threads,
                                         cache_dir=args.cache_dir, calib_data=args.calib_data, compile=spec.compile)
                     predictor.model = ref_pred.model  # one set of weights for every line of this model
                     try:
-                        backend = predictor.backend_for(size)
+                        backend = predictor.backend_for(run_hw)
                         labels = predictor.predict(image, size=size).labels
                     except Exception as exc:
                         if not getattr(exc, "is_user_error", False) and not isinstance(exc, (RuntimeError, ImportError)):
                             raise
-                        print(f"segment bench: skipping {name} {spec.backend} {spec.precision}: {exc}", file=sys.stderr)
+                        print(f"segment bench: skipping {subject} {spec.backend} {spec.precision}: {exc}", file=sys.stderr)
                         continue
-                    x = predictor.prepare(image, size)
-                    row = {"model": name, "paper_row": paper_row,
+                    x = predictor.prepare(image, plan)
+                    row = {"model": subject, "paper_row": paper_row,
                            "config": predictor.config.to_dict() if predictor.config is not None else None, "backend": backend.name + ("+compile" if spec.compile else ""),
                            "precision": backend.precision, "params": params, "madds": madds, "peer": False,
                            "agreement": float(np.mean(labels == reference))}
-                    configs.append(Config(row=_with_size(row, size_name, size, threads),
+                    configs.append(Config(row=_with_size(row, name, run_hw, threads, plan),
                                           model_fn=lambda b=backend, x=x: b.run(x),
                                           request_fn=lambda p=predictor: p.predict(image, size=size)))
             rows += _time_round_robin(configs, runs=args.runs, warmup=args.warmup)
@@ -282,6 +303,7 @@ def guard_miou(args, subjects, sizes) -> dict:
 
     from segment.accuracy import confusion, miou
     from segment.predict import cpu_kind, engine_version, save_guard_record
+    from segment.sizes import SIZES, plan_run, size_name
 
     dataset = build_dataset(name=args.guard_dataset, root=args.guard_data, split=args.guard_split)
     count = min(args.guard_limit, len(dataset))
@@ -291,7 +313,12 @@ def guard_miou(args, subjects, sizes) -> dict:
     for name, _, factory in subjects:
         ref = factory(backend="torch")
         n = len(ref.classes)
-        for size_name, size in sizes:
+        for size in sizes:
+            # Each photo runs as 'segment predict' runs it: at "half"/"full" in its own shape bucket.
+            # The record is filed under the commonest run shape (for a dataset of one aspect ratio,
+            # the only one) and names its budget, so 'auto' applies it to the budget's other buckets.
+            shapes = Counter(plan_run(img.shape[:2], size).run_hw for img, _ in samples)
+            run_hw = shapes.most_common(1)[0][0] if shapes else (SIZES[size] if isinstance(size, str) else size)
             ref_labels = [ref.reference_labels(img, size) for img, _ in samples]
             ref_conf = sum(confusion(r, lab, n) for r, (_, lab) in zip(ref_labels, samples))
             for spec in _specs(args, None):
@@ -301,9 +328,11 @@ def guard_miou(args, subjects, sizes) -> dict:
                 labels = [pred.predict(img, size=size).labels for img, _ in samples]
                 conf = sum(confusion(lab_pred, lab, n) for lab_pred, (_, lab) in zip(labels, samples))
                 agree = [float(np.mean(a == b)) for a, b in zip(labels, ref_labels)]
-                backend = pred.backend_for(size)
+                backend = pred.backend_for(run_hw)
                 record = {"key": pred.key, "backend": spec.backend, "precision": spec.precision,
-                          "precision_used": backend.precision, "size": list(size),
+                          "precision_used": backend.precision, "size": list(run_hw),
+                          "budget": size if isinstance(size, str) else None,
+                          "shapes": {f"{h}x{w}": k for (h, w), k in shapes.items()},
                           "engine": engine_version(spec.backend), "cpu": cpu_kind(),
                           "dataset": args.guard_dataset, "root": str(args.guard_data), "split": args.guard_split,
                           "images": count, "agreement": round(float(np.mean(agree)), 5) if agree else None,
@@ -311,9 +340,9 @@ def guard_miou(args, subjects, sizes) -> dict:
                           "miou_ref": round(miou(ref_conf), 3), "miou": round(miou(conf), 3),
                           "measured_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
                 record["miou_drop"] = round(record["miou_ref"] - record["miou"], 3)
-                save_guard_record(pred.cache_dir, pred.key, size, spec.backend, spec.precision, record)
+                save_guard_record(pred.cache_dir, pred.key, run_hw, spec.backend, spec.precision, record)
                 shipped.append(record)
-                out[(name, backend.name, backend.precision, size_name)] = record
+                out[(name, backend.name, backend.precision, size_name(size))] = record
     if args.guard_out:
         write_guard_file(args.guard_out, shipped)
     return out

@@ -10,9 +10,6 @@ from pathlib import Path
 import torch
 
 from segment.atomic import write_path_atomic
-from segment.complexity import FULL, HALF
-
-SIZES = {"half": HALF, "full": FULL}
 
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, size: tuple[int, int], opset: int = 18) -> Path:
@@ -71,7 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint to export (default: the bundled demo model)")
     parser.add_argument("--preset", help="export a randomly initialised preset instead of a checkpoint")
     parser.add_argument("--format", choices=["onnx", "openvino"], default="onnx")
-    parser.add_argument("--size", choices=list(SIZES), default="half")
+    parser.add_argument("--size", default="half",
+                        help="input shape of the graph: half (512x1024), full (1024x2048) or HxW, e.g. 608x832 for "
+                             "the 4:3 bucket of half that 'segment predict' runs a 4:3 photo at (default: half)")
     parser.add_argument("--out", help="output file (.onnx) or OpenVINO .xml (default: the model cache, printed)")
     parser.add_argument("--graph", choices=["logits", "app"], default="app",
                         help="app: uint8 NHWC image in, 1/8-resolution logits out (what 'predict' runs); "
@@ -101,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
         model = model_from_checkpoint(ckpt)
         mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
-    size = SIZES[args.size]
+    from segment.sizes import SIZES, parse_size
+
+    size = parse_size(args.size, native=False, minimum=32,
+                      error=f"--size {args.size!r}: use half, full or HxW of at least 32x32 (e.g. 608x832)")
+    size = SIZES[size] if isinstance(size, str) else size
     if args.graph == "logits":
         if args.int8 or args.format != "onnx":
             raise UserError("--graph logits is exported as fp32 ONNX only; drop --int8 / use --format onnx")

@@ -51,7 +51,7 @@ def _groups(cell: np.ndarray, lam: np.ndarray, cells: int) -> tuple[np.ndarray, 
     return counts, index, lam[index]
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)  # per axis length: the shape buckets of both budgets (segment.sizes) fit
 def _geometry(out_len: int, in_len: int):
     """Per axis: the counts and indices of ``_groups``, the distinct weight patterns
     (``np.unique(weights, axis=0, return_inverse=True)``) and the regular run of cells.

@@ -1,8 +1,10 @@
 """The one inference path: CLI, demo and benchmark all call ``Predictor.predict``.
 
-A request is: resize to the run size (if needed) -> backend (normalization +
-network to 1/8-resolution logits, see ``segment.backends.graph``) -> exact
-bilinear-upsample argmax (``segment.postprocess``) -> nearest resize of the
+A request is: resize to the run shape (``segment.sizes``: "half" and "full"
+are pixel budgets, the photo keeps its aspect ratio inside a shape bucket and
+the rest is padded) -> backend (normalization + network to 1/8-resolution
+logits, see ``segment.backends.graph``) -> exact bilinear-upsample argmax
+(``segment.postprocess``) -> crop of the padding and nearest resize of the
 labels back to the image's size. Backends: torch, onnxruntime, openvino, at
 fp32 / bf16 / int8; ``backend="auto"`` measures the candidates on this machine
 and picks the fastest one whose labels agree with torch fp32 (the accuracy
@@ -27,26 +29,8 @@ from segment.backends.base import cpu_kind  # noqa: F401  (guard records name th
 from segment.backends.cache import default_cache_dir, write_json_atomic
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
 from segment.postprocess import upsample_argmax
+from segment.sizes import SIZES, RunPlan, budget_of, buckets, fit_and_pad, pad_colour, plan_run
 
-SIZES = {"half": (512, 1024), "full": (1024, 2048)}
-
-
-def parse_hw(text: str, *, error: str, minimum: int = 1) -> tuple[int, int]:
-    """"half" | "full" | "HxW" -> (H, W); anything else raises UserError(``error``).
-
-    The one parser of size options (predict, bench, eval); callers handle "native".
-    """
-    from segment.errors import UserError
-
-    if text in SIZES:
-        return SIZES[text]
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        h = w = 0
-    if h < minimum or w < minimum:
-        raise UserError(error)
-    return h, w
 MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
 MAX_MIOU_DROP = 0.5  # mIoU points; int8 is offered only with a guard record under this, any precision fails above it
 MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the issue's name for the int8 rule
@@ -61,7 +45,19 @@ class Prediction:
     total_ms: float  # resize + model + upsample/argmax + resize back
     backend: str  # backend really used ("torch", "onnxruntime", "openvino")
     precision: str  # precision really used ("fp32", "bf16", "int8")
-    input_size: tuple[int, int]  # (H, W) the model ran at
+    input_size: tuple[int, int]  # (H, W) the model ran at (for "half"/"full": the shape bucket)
+    valid_size: tuple[int, int] | None = None  # (H, W) of the image inside input_size (top-left; the rest padding)
+    size: str | None = None  # the size asked for: "half", "full", "native" or "HxW"
+    bucket: str | None = None  # the aspect-ratio bucket ("4:3") for "half"/"full"
+
+    def __post_init__(self) -> None:
+        if self.valid_size is None:
+            self.valid_size = tuple(self.input_size)
+
+    def describe_size(self) -> str:
+        """'608x832 (half, 4:3 bucket; image 608x811 + padding)': the size the model ran at, in words."""
+        return RunPlan(run_hw=tuple(self.input_size), valid_hw=tuple(self.valid_size),
+                       budget=self.size if self.bucket else None, aspect=self.bucket).describe()
 
 
 @dataclass
@@ -74,6 +70,7 @@ class Selection:
     threads: int
     candidates: list[dict] = field(default_factory=list)  # backend, precision, agreement, ms, chosen/skipped reason
     cached: bool = False  # True: read from an earlier measurement on this machine
+    reused_from: tuple[int, int] | None = None  # the budget's 2:1 shape whose choice this bucket reuses
 
 
 class Predictor:
@@ -150,14 +147,9 @@ class Predictor:
     # -- sizes and backends -------------------------------------------------------------------
 
     @staticmethod
-    def run_size(image_hw: tuple[int, int], size: str | tuple[int, int]) -> tuple[int, int]:
-        if size == "native":
-            return tuple(image_hw)
-        if isinstance(size, str):
-            if size not in SIZES:
-                raise BackendError(f"unknown size {size!r}; choose half, full, native or (H, W)")
-            return SIZES[size]
-        return tuple(int(v) for v in size)
+    def plan(image_hw: tuple[int, int], size: str | tuple[int, int]) -> RunPlan:
+        """The shape an image runs at (``segment.sizes.plan_run``: budgets, buckets, native, exact HxW)."""
+        return plan_run(image_hw, size)
 
     @property
     def key(self) -> str:
@@ -173,7 +165,9 @@ class Predictor:
         size = tuple(size)
         if size not in self._backends:
             if self.backend == "auto":
-                self._backends[size] = self._select(size)
+                budget = budget_of(size)
+                primary = SIZES[budget] if budget else size
+                self._backends[size] = self._select(size) if primary == size else self._select_like(size, primary)
             else:
                 spec = BackendSpec(backend=self.backend, precision=self.precision, threads=self.threads,
                                    compile=self.compile, channels_last=self.channels_last)
@@ -182,42 +176,60 @@ class Predictor:
 
     # -- the request ----------------------------------------------------------------------------
 
-    def prepare(self, image: np.ndarray, run_hw: tuple[int, int]) -> np.ndarray:
+    def prepare(self, image: np.ndarray, plan: RunPlan | tuple[int, int]) -> np.ndarray:
+        """The backend's input (1, H, W, 3) uint8: ``image`` resized (and padded) as ``plan`` says.
+
+        ``plan``: a RunPlan, or an (H, W) to resize to exactly.
+        """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise BackendError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
-        h, w = image.shape[:2]
-        x = image if (h, w) == tuple(run_hw) else cv2.resize(image, (run_hw[1], run_hw[0]), interpolation=cv2.INTER_LINEAR)
-        return np.ascontiguousarray(x)[None]
+        if not isinstance(plan, RunPlan):
+            plan = RunPlan(run_hw=tuple(plan), valid_hw=tuple(plan))
+        x = fit_and_pad(image, plan, fill=pad_colour(self.mean_unit), interpolation=cv2.INTER_LINEAR)
+        return x[None]
+
+    @staticmethod
+    def restore(labels: np.ndarray, plan: RunPlan, image_hw: tuple[int, int]) -> np.ndarray:
+        """Labels at the run shape -> the image's own size: crop the padding, nearest resize."""
+        vh, vw = plan.valid_hw
+        if labels.shape != (vh, vw):
+            labels = labels[:vh, :vw]
+        h, w = image_hw
+        if labels.shape != (h, w):
+            labels = cv2.resize(np.ascontiguousarray(labels), (w, h), interpolation=cv2.INTER_NEAREST)
+        return labels
 
     def predict(self, image: np.ndarray, *, size: str | tuple[int, int] = "half") -> Prediction:
-        """Segment one RGB uint8 image (H, W, 3); ``size`` is "half", "full", "native" or (H, W)."""
+        """Segment one RGB uint8 image (H, W, 3); ``size`` is "half", "full", "native" or (H, W).
+
+        "half" and "full" are pixel budgets (512*1024, 1024*2048): the image keeps its aspect
+        ratio (``segment.sizes``). The labels always come back at the image's own size.
+        """
         start = time.perf_counter()
         h, w = image.shape[:2]
-        run_hw = self.run_size((h, w), size)
-        backend = self.backend_for(run_hw)
-        x = self.prepare(image, run_hw)
+        plan = self.plan((h, w), size)
+        backend = self.backend_for(plan.run_hw)
+        x = self.prepare(image, plan)
         t0 = time.perf_counter()
         logits = backend.run(x)
         model_ms = (time.perf_counter() - t0) * 1e3
-        labels = upsample_argmax(logits, run_hw)
-        if labels.shape != (h, w):
-            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        labels = self.restore(upsample_argmax(logits, plan.run_hw), plan, (h, w))
         return Prediction(labels=labels, model_ms=model_ms, total_ms=(time.perf_counter() - start) * 1e3,
-                          backend=backend.name, precision=backend.precision, input_size=tuple(run_hw))
+                          backend=backend.name, precision=backend.precision, input_size=plan.run_hw,
+                          valid_size=plan.valid_hw, size=size if isinstance(size, str) else f"{size[0]}x{size[1]}",
+                          bucket=plan.aspect)
 
     def reference_labels(self, image: np.ndarray, size: str | tuple[int, int] = "native") -> np.ndarray:
         """The accuracy guard's reference: plain torch fp32 eager, the model's own full-size resize, argmax."""
         h, w = image.shape[:2]
-        run_hw = self.run_size((h, w), size)
-        x = self.prepare(image, run_hw)[0]
+        plan = self.plan((h, w), size)
+        x = self.prepare(image, plan)[0]
         x = ((x.astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)[None]
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
             labels = self.model(torch.from_numpy(np.ascontiguousarray(x))).argmax(1)[0].to(torch.uint8).numpy()
-        if labels.shape != (h, w):
-            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
-        return labels
+        return self.restore(labels, plan, (h, w))
 
     # -- backend="auto" --------------------------------------------------------------------------
 
@@ -234,23 +246,39 @@ class Predictor:
         checkpoint as ``<checkpoint>.guard.json`` (``segment bench --guard-out``). A
         record applies only to these weights, the same engine version and the same
         kind of bf16 hardware: bf16 rounding differs between engines and CPUs.
+        A record measured at another bucket of the same pixel budget applies where
+        none was measured at this shape.
         """
-        path = guard_record_path(self.cache_dir, self.key, size, spec.backend, spec.precision)
+        size = tuple(size)
+        budget = budget_of(size)
+        # A record applies at its own shape and, where none was measured at this shape, to the
+        # other buckets of its pixel budget: bf16 rounding depends on the weights and the pixels,
+        # not on the aspect ratio (the 2:1 shape's record first, the paper's own input).
+        shapes = [size] + ([s for s in buckets(budget).values() if s != size] if budget else [])
         candidates = []
-        try:
-            candidates.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            pass
+        for shape in shapes:
+            try:
+                candidates.append(json.loads(guard_record_path(self.cache_dir, self.key, shape, spec.backend,
+                                                               spec.precision).read_text()))
+            except (OSError, ValueError):
+                pass
         if self.guard_file is not None:
             if self._shipped_records is None:
                 self._shipped_records = read_guard_file(self.guard_file)
             candidates += self._shipped_records
-        for rec in candidates:
-            if (rec.get("key", self.key) == self.key and list(rec.get("size", [])) == list(size)
-                    and rec.get("backend", spec.backend) == spec.backend
-                    and rec.get("precision", spec.precision) == spec.precision
-                    and rec.get("engine") == engine_version(spec.backend) and rec.get("cpu") == cpu_kind()):
+        applicable = [rec for rec in candidates
+                      if rec.get("key", self.key) == self.key
+                      and rec.get("backend", spec.backend) == spec.backend
+                      and rec.get("precision", spec.precision) == spec.precision
+                      and rec.get("engine") == engine_version(spec.backend) and rec.get("cpu") == cpu_kind()]
+        for rec in applicable:
+            if tuple(rec.get("size", ())) == size:
                 return rec
+        if budget is not None:
+            same = [rec for rec in applicable if (rec.get("budget") or budget_of(tuple(rec.get("size", ())))) == budget]
+            same.sort(key=lambda rec: tuple(rec.get("size", ())) != SIZES[budget])
+            if same:
+                return same[0]
         return None
 
     def _guard_fingerprint(self, size: tuple[int, int]) -> str:
@@ -271,21 +299,83 @@ class Predictor:
         tag = hashlib.sha256("|".join(versions).encode()).hexdigest()[:8]
         return self.cache_dir / self.key / f"{size[0]}x{size[1]}" / f"auto-{self.threads}threads-{tag}.json"
 
-    def _cached_selection(self, size: tuple[int, int]) -> Backend | None:
-        """The choice an earlier run measured on this machine, if its guard records have not changed."""
+    def _saved_selection(self, size: tuple[int, int]) -> dict | None:
+        """The choice an earlier run measured at ``size`` on this machine, if its guard records have not changed."""
         try:
             saved = json.loads(self._selection_path(size).read_text())
+        except (OSError, ValueError):  # no file or unreadable: measure again
+            return None
+        if not isinstance(saved, dict) or "backend" not in saved or "requested_precision" not in saved:
+            return None
+        return saved if saved.get("guard_records") == self._guard_fingerprint(size) else None
+
+    def _cached_selection(self, size: tuple[int, int]) -> Backend | None:
+        """The backend an earlier run chose at ``size``, built; None to measure again."""
+        saved = self._saved_selection(size)
+        if saved is None:
+            return None
+        try:
             spec = BackendSpec(backend=saved["backend"], precision=saved["requested_precision"], threads=self.threads)
-            if saved.get("guard_records") != self._guard_fingerprint(size):
-                return None
             backend = self.build(spec, size)
-        except Exception:  # no file, unreadable, or the backend no longer builds: measure again
+        except Exception:  # the backend no longer builds: measure again
             return None
         self.selections[size] = Selection(backend=backend.name, precision=backend.precision, size=size,
                                           threads=self.threads, candidates=saved.get("candidates", []), cached=True)
         log.info("auto backend at %dx%d: %s %s (measured earlier: %s)", size[0], size[1], backend.name,
                  backend.precision, self._selection_path(size))
         return backend
+
+    def _select_like(self, size: tuple[int, int], primary: tuple[int, int]) -> Backend:
+        """A bucket of a pixel budget: reuse the choice made at the budget's 2:1 shape ``primary``.
+
+        Relative speeds depend on the pixel count, not on the aspect ratio, so the
+        candidates that passed there are taken fastest first, without measuring
+        again; one whose guard record at this shape fails is passed over, and one
+        that does not build here is skipped. Only if none is left is this shape
+        measured on its own.
+        """
+        if primary in self.selections:
+            sel = self.selections[primary]
+            candidates, cached = sel.candidates, sel.cached
+        else:
+            saved = self._saved_selection(primary)
+            if saved is None:  # never measured: measure the budget once, at its own shape
+                self.backend_for(primary)
+                sel = self.selections[primary]
+                candidates, cached = sel.candidates, sel.cached
+            else:
+                candidates, cached = saved.get("candidates", []), True
+                for row in candidates:  # files written before rows kept the precision asked for
+                    if row.get("chosen") and "requested_precision" not in row:
+                        row["requested_precision"] = saved["requested_precision"]
+        ranked = sorted((row for row in candidates if not row.get("skipped") and "request_ms" in row),
+                        key=lambda row: row["request_ms"])
+        report = []
+        for row in ranked:
+            spec = BackendSpec(backend=row["backend"], precision=row.get("requested_precision", row["precision"]),
+                               threads=self.threads)
+            here = {"backend": spec.backend, "precision": spec.precision,
+                    "at_budget_shape": {k: row[k] for k in ("request_ms", "agreement", "guard") if k in row}}
+            report.append(here)
+            rec = self.guard_record(spec, size)
+            if (rec is not None and "agreement" in rec and tuple(rec.get("size", ())) == tuple(size)
+                    and (rec["agreement"] < self.min_agreement or rec.get("miou_drop", 0.0) >= MAX_MIOU_DROP)):
+                here["skipped"] = f"labelled-set guard at {size[0]}x{size[1]}: agreement {rec['agreement']:.4f}, " \
+                                  f"mIoU drop {rec.get('miou_drop', 0.0):+.2f}"
+                continue
+            try:
+                backend = self.build(spec, size)
+            except Exception as exc:
+                here["skipped"] = f"{type(exc).__name__}: {exc}"
+                continue
+            here["chosen"] = True
+            self.selections[size] = Selection(backend=backend.name, precision=backend.precision, size=size,
+                                              threads=self.threads, candidates=report, cached=cached,
+                                              reused_from=tuple(primary))
+            log.info("auto backend at %dx%d: %s %s (the choice at %dx%d, same pixel budget)", size[0], size[1],
+                     backend.name, backend.precision, primary[0], primary[1])
+            return backend
+        return self._select(size)
 
     def _select(self, size: tuple[int, int]) -> Backend:
         cached = self._cached_selection(size)
@@ -323,7 +413,7 @@ class Predictor:
             except Exception as exc:  # a backend that cannot run here is skipped, with the reason kept
                 row["skipped"] = f"{type(exc).__name__}: {exc}"
                 continue
-            row.update(precision=backend.precision, request_ms=ms)
+            row.update(precision=backend.precision, requested_precision=spec.precision, request_ms=ms)
             if "guard" in row:
                 row["agreement"] = rec["agreement"]
             else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="checkpoint written by 'segment train' (default: the bundled demo model)")
     parser.add_argument("--size", default="half",
-                        help="model input: half (512x1024), full (1024x2048), native (the image's own size) "
-                             "or HxW; labels always come back at the image's size (default: half)")
+                        help="model input: half or full (pixel budgets of 512*1024 and 1024*2048: each image keeps "
+                             "its aspect ratio, in one of a few shape buckets; 2:1 images run at exactly 512x1024 / "
+                             "1024x2048), native (the image's own size) or HxW (exactly that); labels always come "
+                             "back at the image's size (default: half)")
     parser.add_argument("--format", choices=FORMATS, default="color", dest="fmt",
                         help="what to write (default: color); labelid = Cityscapes submission format")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
@@ -60,14 +63,6 @@ def load_predictor(checkpoint: str | Path | None, backend: str | None = None):
 
     kwargs = {} if backend is None else {"backend": backend}
     return Predictor.from_checkpoint(checkpoint, **kwargs)
-
-
-def parse_size(text: str):
-    from segment.predict import parse_hw
-
-    if text in ("half", "full", "native"):
-        return text
-    return parse_hw(text, error=f"--size {text!r}: use half, full, native or HxW such as 768x1536")
 
 
 @dataclass
@@ -132,6 +127,14 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str) -> tuple[list[Job], lis
     return jobs, failures
 
 
+def _ran_at(prediction) -> str:
+    """'608x832 (half, 4:3 bucket)': the model input of one prediction, without its per-image padding."""
+    h, w = prediction.input_size
+    if prediction.bucket:
+        return f"{h}x{w} ({prediction.size}, {prediction.bucket} bucket)"
+    return f"{h}x{w}" + (" (native)" if prediction.size == "native" else "")
+
+
 def render(fmt: str, image, labels, palette, opacity: float):
     """The array to write for ``fmt``: colours, overlay, trainIds or labelIds."""
     from segment.images import blend, colorize
@@ -152,8 +155,9 @@ def run(args: argparse.Namespace) -> int:
 
     from segment.errors import UserError
     from segment.images import ImageError, read_image, write_png
+    from segment.sizes import parse_size
 
-    size = parse_size(args.size)
+    size = parse_size(args.size, error=f"--size {args.size!r}: use half, full, native or HxW such as 768x1536")
     if not 0.0 <= args.opacity <= 1.0:
         raise UserError(f"--opacity {args.opacity}: must be between 0 and 1")
     jobs, failures = collect_jobs(args.inputs, args.out, args.fmt)
@@ -168,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{predictor.name} has {len(predictor.classes)}: use --format trainid")
 
     written = skipped = 0
+    shapes: Counter[str] = Counter()  # the sizes the model ran at, for the summary
     bar = tqdm(jobs, unit="img", desc="segment predict", file=sys.stderr, dynamic_ncols=True)
     for job in bar:
         if args.skip_existing and job.output.is_file():
@@ -180,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"skipped {job.source}: {failures[-1].reason}", file=sys.stderr)
             continue
         try:
-            labels = predictor.predict(image, size=size).labels
+            prediction = predictor.predict(image, size=size)
+            labels = prediction.labels
         except Exception as exc:  # e.g. an image too small for the network at --size native
             failures.append(Failure(str(job.source), f"segmentation failed ({type(exc).__name__}: {exc})"))
             bar.write(f"failed {job.source}: {failures[-1].reason}", file=sys.stderr)
@@ -192,10 +198,15 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"failed {job.source}: {failures[-1].reason}", file=sys.stderr)
             continue
         written += 1
+        shapes[_ran_at(prediction)] += 1
     bar.close()
 
     print(f"segment predict: wrote {written} PNG(s) to {args.out}"
           + (f", skipped {skipped} existing" if skipped else ""), file=sys.stderr)
+    if shapes:
+        print("segment predict: the model ran at " + ", ".join(
+            f"{shape} for {n} image{'s' if n > 1 else ''}" for shape, n in shapes.most_common(6))
+            + (f" and {len(shapes) - 6} other sizes" if len(shapes) > 6 else ""), file=sys.stderr)
     if failures:
         print(f"segment predict: {len(failures)} input(s) failed:", file=sys.stderr)
         for f in failures:

@@ -2,8 +2,10 @@
 
 The photo is first fitted inside ``max_side`` pixels (2048 = the model's full
 resolution width), so a 48 MP upload costs the page no more than a Cityscapes
-frame; the model itself runs at "half" (512x1024) or "full" (1024x2048) and its
-labels come back at the fitted photo's size.
+frame; the model itself runs at "half" or "full", the pixel budgets of 512x1024
+and 1024x2048, with the photo's own aspect ratio (``segment.sizes``: a 4:3 photo
+runs at 608x832 at half, padded where it does not fill its shape bucket), and
+its labels come back at the fitted photo's size.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 from segment.images import blend, colorize
 from segment.predict import Prediction
 
-RESOLUTIONS = {"half": "half (512x1024)", "full": "full (1024x2048)"}
+# Labels on the page: pixel budgets, the photo keeps its aspect ratio (512x1024 / 1024x2048 for 2:1).
+RESOLUTIONS = {"half": "half (0.5 MP, as 512x1024)", "full": "full (2 MP, as 1024x2048)"}
 DEFAULT_OPACITY = 0.5
 DEFAULT_MAX_SIDE = 2048
 
@@ -99,10 +102,21 @@ def summary_markdown(result: DemoResult, model_name: str) -> str:
     oh, ow = result.original_size
     fitted = f", fitted from {oh}x{ow}" if (oh, ow) != (h, w) else ""
     return (
-        f"**{html.escape(model_name)}** on **{p.backend}** ({p.precision}), model input "
-        f"{p.input_size[0]}x{p.input_size[1]}: model **{p.model_ms:.0f} ms**, whole prediction "
+        f"**{html.escape(model_name)}** on **{p.backend}** ({p.precision}), model ran at "
+        f"**{_ran_at(p)}**: model **{p.model_ms:.0f} ms**, whole prediction "
         f"{p.total_ms:.0f} ms. Output {h}x{w}{fitted} (sizes are height x width)."
     )
+
+
+def _ran_at(p: Prediction) -> str:
+    """'608x832 (half, 4:3 bucket: photo resized to 608x811, the rest padded)'."""
+    h, w = p.input_size
+    text = f"{h}x{w}"
+    if p.bucket:
+        text += f" ({p.size}, {p.bucket} bucket"
+        vh, vw = p.valid_size
+        text += f": photo resized to {vh}x{vw}, the rest padded)" if (vh, vw) != (h, w) else ")"
+    return text
 
 
 def summary_dict(result: DemoResult, model_name: str) -> dict:
@@ -113,6 +127,8 @@ def summary_dict(result: DemoResult, model_name: str) -> dict:
         "backend": p.backend,
         "precision": p.precision,
         "model_input_hw": list(p.input_size),
+        "model_valid_hw": list(p.valid_size),  # the photo inside the model input (top-left); the rest is padding
+        "bucket": p.bucket,  # aspect-ratio bucket of the resolution's pixel budget ("4:3"), or None
         "output_hw": list(result.photo.shape[:2]),
         "original_hw": list(result.original_size),
         "model_ms": round(p.model_ms, 2),

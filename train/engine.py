@@ -43,13 +43,31 @@ def train_step(*, model, images, masks, criterion, optimizer, scheduler, scaler,
     return loss.detach()
 
 
+def scoring_logits(logits: torch.Tensor, mask_hw: tuple[int, int], size="native") -> torch.Tensor:
+    """Logits as they are scored: at "half"/"full" the padding of the image's shape bucket
+    cropped off (``segment.sizes``, as ``data.transforms.eval_transform`` padded it), then
+    upsampled bilinearly to the label's size."""
+    mask_hw = tuple(int(v) for v in mask_hw)
+    if isinstance(size, str) and size != "native":
+        from segment.sizes import plan_run
+
+        plan = plan_run(mask_hw, size)  # the image and its label have one size
+        if plan.padded and tuple(logits.shape[-2:]) == plan.run_hw:
+            logits = logits[..., : plan.valid_hw[0], : plan.valid_hw[1]]
+    if tuple(logits.shape[-2:]) != mask_hw:
+        logits = F.interpolate(logits.float(), size=mask_hw, mode="bilinear", align_corners=False)
+    return logits
+
+
 @torch.inference_mode()
 def evaluate(*, model, loader, num_classes: int, device, amp: str = "none", channels_last: bool = False,
-             info: DistInfo = DistInfo(), progress=None) -> ConfusionMatrix:
+             info: DistInfo = DistInfo(), progress=None, size="native") -> ConfusionMatrix:
     """Confusion matrix over the loader (summed over ranks).
 
     Logits are upsampled bilinearly to the *label's* size before the argmax, so
-    a half-size run is scored at full label resolution.
+    a half-size run is scored at full label resolution. ``size``: what the
+    loader's ``eval_transform`` resized to ("native", "half", "full" or (H, W));
+    at "half"/"full" the bucket's padding is cropped off first (``scoring_logits``).
     """
     was_training = model.training
     model.eval()
@@ -60,8 +78,7 @@ def evaluate(*, model, loader, num_classes: int, device, amp: str = "none", chan
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
             logits = model(images)
-        if logits.shape[-2:] != masks.shape[-2:]:
-            logits = F.interpolate(logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
+        logits = scoring_logits(logits, masks.shape[-2:], size)
         cm.update(logits.argmax(1).cpu(), masks)
         if progress is not None:
             progress.update(images.shape[0])

@@ -1,7 +1,9 @@
 """``segment eval``: per-class IoU, mIoU and pixel accuracy of a checkpoint on a dataset split.
 
-The model runs on the image at ``--size`` (native = the image's own size; half =
-512x1024 and full = 1024x2048, the paper's two Cityscapes inputs) and is
+The model runs on the image at ``--size`` (native = the image's own size; half
+and full = the pixel budgets of the paper's two Cityscapes inputs, 512x1024 and
+1024x2048, which a 2:1 image runs at exactly and other images fill with their
+own aspect ratio, as ``segment predict`` runs them: ``segment.sizes``) and is
 always scored at the label's full size. ``--json`` prints, as the last line,
 ``{"miou", "per_class", "pixel_acc", "images"}`` (fractions in [0, 1]).
 """
@@ -20,7 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=["cityscapes", "camvid", "synthetic", "folder"])
     p.add_argument("--data-root", required=True, metavar="DIR")
     p.add_argument("--split", default="val")
-    p.add_argument("--size", default="native", help="native | half | full | HxW (default native)")
+    p.add_argument("--size", default="native",
+                   help="native | half | full | HxW (default native); half and full are pixel budgets "
+                        "(512*1024, 1024*2048): 2:1 images run at exactly 512x1024 / 1024x2048, others keep "
+                        "their aspect ratio as in 'segment predict'; HxW is exactly that")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line (last line)")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
@@ -42,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from segment.checkpoint import load_checkpoint, model_from_checkpoint
     from segment.errors import UserError
     from train.distributed import resolve_device
-    from train.engine import autocast
+    from segment.sizes import parse_size
+    from train.engine import autocast, scoring_logits
     from train.metrics import ConfusionMatrix, format_table
-    from train.trainer import parse_size
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs a GPU; on the CPU use --amp bf16 or none")
+    size = parse_size(args.size, error=f"size {args.size!r}: expected native, half, full or HxW such as 512x1024")
     dataset = build_dataset(name=args.dataset, root=args.data_root, split=args.split,
-                            transform=eval_transform(size=parse_size(args.size)))
+                            transform=eval_transform(size=size))
     if args.limit:
         dataset.files = dataset.files[: args.limit]
     space = dataset.label_space
@@ -86,10 +92,7 @@ def run(args: argparse.Namespace) -> int:
         for i, (image, mask) in enumerate(tqdm(loader, desc="eval", unit="img", disable=args.json, file=sys.stderr)):
             with autocast(device, args.amp):
                 logits = model(image.to(device))
-            if logits.shape[-2:] != mask.shape[-2:]:
-                logits = torch.nn.functional.interpolate(logits.float(), size=mask.shape[-2:], mode="bilinear",
-                                                         align_corners=False)
-            pred = logits.argmax(1).cpu()
+            pred = scoring_logits(logits, mask.shape[-2:], size).argmax(1).cpu()
             cm.update(pred, mask)
             if to_labelid is not None:
                 _write_labelids(out_dir, dataset.files[i][0], to_labelid[pred[0].numpy().astype(np.uint8)])

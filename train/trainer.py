@@ -36,13 +36,11 @@ class TrainingDiverged(UserError):
     """The loss became NaN or Inf."""
 
 
-def parse_size(text: str) -> tuple[int, int] | None:
-    """"native" | "half" | "full" | "HxW" -> (H, W) or None (the image's own size)."""
-    from segment.predict import parse_hw
+def eval_size(text: str) -> str | tuple[int, int]:
+    """The evaluation size option: "native", "half", "full" (pixel budgets, see segment.sizes) or (H, W)."""
+    from segment.sizes import parse_size
 
-    if text == "native":
-        return None
-    return parse_hw(text, error=f"size {text!r}: expected native, half, full or HxW such as 512x1024")
+    return parse_size(text, error=f"size {text!r}: expected native, half, full or HxW such as 512x1024")
 
 
 def build_datasets(cfg: TrainConfig):
@@ -64,7 +62,7 @@ def build_datasets(cfg: TrainConfig):
     val_set = None
     if cfg.val_split:
         val_set = build_dataset(name=cfg.dataset, root=cfg.data_root, split=cfg.val_split,
-                                transform=eval_transform(size=parse_size(cfg.eval_size)))
+                                transform=eval_transform(size=eval_size(cfg.eval_size)))
         if cfg.val_limit:
             val_set.files = val_set.files[: cfg.val_limit]
     return train_set, val_set
@@ -260,7 +258,7 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
             recalibrate_bn(model=model, batches=bn_batches(iteration), device=device,
                            channels_last=cfg.channels_last, info=info)
         cm = evaluate(model=model, loader=val_loader, num_classes=space.num_classes, device=device, amp=cfg.amp,
-                      channels_last=cfg.channels_last, info=info)
+                      channels_last=cfg.channels_last, info=info, size=eval_size(cfg.eval_size))
         summary = cm.summary(classes=space.classes, eval_ids=space.eval_train_ids)
         log.write("val", iteration, miou=summary["miou"], pixel_acc=summary["pixel_acc"],
                   per_class=summary["per_class"], images=len(val_set))

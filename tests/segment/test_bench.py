@@ -116,3 +116,21 @@ def test_paper_row_is_found_by_architecture():
     assert _paper_row_of(dataclasses.replace(config, train_crop=320)) == "T7-8"  # other crop, same row
     assert _paper_row_of(get_preset("small").config) == "T7-11"
     assert _paper_row_of(dataclasses.replace(config, head_channels=64)) is None
+
+
+def test_bench_input_follows_the_size_rule(tmp_path):
+    """--size half/full: the synthetic scene is 2:1 (the paper's inputs); a --image keeps its aspect ratio."""
+    from PIL import Image
+
+    from segment.bench import bench_input
+
+    image, plan = bench_input("half")
+    assert image.shape == (512, 1024, 3) and plan.run_hw == plan.valid_hw == (512, 1024)
+    path = tmp_path / "phone.png"
+    Image.fromarray(np.zeros((120, 160, 3), np.uint8)).save(path)
+    image, plan = bench_input("half", str(path))
+    assert plan.run_hw == (608, 832) and image.shape == (608, 811, 3) and plan.valid_hw == (608, 811)
+    image, plan = bench_input("full", str(path))
+    assert plan.run_hw == plan.valid_hw == (1248, 1664) and image.shape == (1248, 1664, 3)
+    image, plan = bench_input((64, 128), str(path))  # an explicit HxW is exactly that
+    assert image.shape == (64, 128, 3) and plan.run_hw == plan.valid_hw == (64, 128)

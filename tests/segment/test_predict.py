@@ -163,3 +163,63 @@ def test_a_new_guard_record_reopens_the_remembered_choice(tmp_path, predictor):
     sel = second.selections[size]
     assert not sel.cached
     assert (sel.backend, sel.precision) != (chosen.backend, chosen.precision)
+
+
+@pytest.fixture
+def tiny_budget(monkeypatch):
+    """"half" as a 64*128-pixel budget, so auto's measurements stay quick: its 2:1 bucket is 64x128."""
+    import segment.sizes
+
+    segment.sizes.buckets.cache_clear()
+    monkeypatch.setitem(segment.sizes.SIZES, "half", (64, 128))
+    yield segment.sizes.buckets("half")
+    segment.sizes.buckets.cache_clear()
+
+
+def test_auto_chooses_once_per_budget_and_reuses_it_for_other_buckets(tmp_path, predictor, tiny_budget, monkeypatch):
+    from segment.backends import candidate_specs
+    from segment.predict import save_guard_record
+    from segment.sizes import plan_run
+
+    kwargs = dict(model=predictor.model, classes=predictor.classes, palette=predictor.palette.tolist(),
+                  mean=predictor.mean_unit, std=predictor.std_unit, backend="auto", threads=1,
+                  cache_dir=tmp_path / "cache")
+    wide = calibration_images((64, 128), count=1)[0]
+    photo = calibration_images((90, 120), count=1)[0]  # 4:3
+    bucket = plan_run(photo.shape[:2], "half").run_hw
+    assert bucket != (64, 128) and bucket == tiny_budget["4:3"]
+
+    first = Predictor(**kwargs)
+    # Labelled-set records at the budget's 2:1 shape that every candidate passes (int8 left out).
+    for spec in candidate_specs(threads=1):
+        if spec.precision != "int8":
+            save_guard_record(tmp_path / "cache", first.key, (64, 128), spec.backend, spec.precision,
+                              _guard_rec(first, spec.backend, spec.precision, (64, 128), agreement=0.999))
+    measured = []
+    real_select = Predictor._select
+    monkeypatch.setattr(Predictor, "_select", lambda self, size: measured.append(size) or real_select(self, size))
+    a = first.predict(wide, size="half")
+    b = first.predict(photo, size="half")
+    assert measured == [(64, 128)]  # the 4:3 bucket did not redo the selection
+    assert b.input_size == bucket and b.labels.shape == (90, 120)
+    sel = first.selections[bucket]
+    assert sel.reused_from == (64, 128) and (sel.backend, sel.precision) == (a.backend, a.precision)
+    assert [c for c in sel.candidates if c.get("chosen")]
+
+    # A later process whose first photo is 4:3 reuses the remembered choice without building the 2:1 shape.
+    second = Predictor(**kwargs)
+    c = second.predict(photo, size="half")
+    assert (c.backend, c.precision) == (a.backend, a.precision)
+    assert measured == [(64, 128)] and (64, 128) not in second._backends
+    assert second.selections[bucket].cached and second.selections[bucket].reused_from == (64, 128)
+
+    # A record measured at this bucket that fails the chosen backend: the next fastest that passed.
+    chosen = next(r for r in first.selections[(64, 128)].candidates if r.get("chosen"))
+    precision = chosen["requested_precision"]
+    save_guard_record(tmp_path / "cache", first.key, bucket, a.backend, precision,
+                      _guard_rec(first, a.backend, precision, bucket, agreement=0.9))
+    third = Predictor(**kwargs)
+    d = third.predict(photo, size="half")
+    rows = {(r["backend"], r["precision"]): r for r in third.selections[bucket].candidates}
+    assert "labelled-set guard at" in rows[a.backend, precision]["skipped"]
+    assert (d.backend, d.precision) != (a.backend, a.precision) and measured == [(64, 128)]

@@ -214,3 +214,18 @@ def test_segmentation_failure_is_reported_and_the_rest_written(tmp_path, checkpo
     err = capsys.readouterr().err
     assert rc == 1 and "tall.png: segmentation failed (RuntimeError: backend rejected this shape)" in err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["wide_color.png"]
+
+
+def test_half_keeps_each_photos_aspect_ratio_and_says_where_it_ran(tmp_path, checkpoint, capsys):
+    photos(tmp_path / "in", ["phone.png"], size=(48, 64))      # 4:3
+    photos(tmp_path / "in", ["wide.png"], size=(40, 80))       # 2:1
+    photos(tmp_path / "in", ["upright.png"], size=(64, 48))    # 3:4
+    assert predict("--checkpoint", checkpoint, tmp_path / "in", "--out", tmp_path / "out", "--format", "trainid",
+                   "--size", "half") == 0
+    assert Image.open(tmp_path / "out" / "phone_trainIds.png").size == (64, 48)  # labels at the photo's size
+    assert Image.open(tmp_path / "out" / "upright_trainIds.png").size == (48, 64)
+    err = capsys.readouterr().err
+    assert "the model ran at " in err
+    for shape in ("608x832 (half, 4:3 bucket) for 1 image", "512x1024 (half, 2:1 bucket) for 1 image",
+                  "832x608 (half, 3:4 bucket) for 1 image"):
+        assert shape in err

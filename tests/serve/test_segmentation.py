@@ -82,8 +82,21 @@ def test_real_model_labels_match_colours(predictor, resolution):
     assert (result.color == predictor.palette[result.labels]).all()
     assert abs(sum(e.share for e in result.legend) - 1.0) < 1e-9
     info = summary_dict(result, predictor.name)
-    assert info["model_input_hw"] == ([512, 1024] if resolution == "half" else [1024, 2048])
+    # 5:3, so the 16:9 bucket of the pixel budget, not a stretched 512x1024 / 1024x2048
+    assert info["model_input_hw"] == ([544, 960] if resolution == "half" else [1088, 1920])
+    assert info["model_valid_hw"] == ([544, 907] if resolution == "half" else [1088, 1813])
+    assert info["bucket"] == "16:9"
     assert info["backend"] == predictor.backend and info["model_ms"] > 0
+    text = summary_markdown(result, predictor.name)
+    assert f"model ran at **{info['model_input_hw'][0]}x{info['model_input_hw'][1]} ({resolution}, 16:9 bucket: " \
+           f"photo resized to {info['model_valid_hw'][0]}x{info['model_valid_hw'][1]}, the rest padded)**" in text
+
+
+def test_two_to_one_photo_runs_at_the_papers_input(predictor):
+    result = segment_photo(predictor, np.zeros((100, 200, 3), np.uint8), resolution="full")
+    info = summary_dict(result, predictor.name)
+    assert info["model_input_hw"] == info["model_valid_hw"] == [1024, 2048] and info["bucket"] == "2:1"
+    assert "model ran at **1024x2048 (full, 2:1 bucket)**" in summary_markdown(result, predictor.name)
 
 
 def test_tiny_share_is_not_shown_as_zero():
