@@ -69,6 +69,9 @@ class DemoSettings:
     concurrency: int = 2
     queue_size: int = 64  # requests waiting beyond that; more are refused as "queue full"
     cache_age_s: int = 3600  # outputs and uploads older than this are deleted (checked as often)
+    # Shape buckets (segment.sizes) prepared in the background once the page is up, at each
+    # warmed-up resolution (whose 2:1 bucket the warm-up prepares): phone photos, both ways.
+    prepare_aspects: tuple[str, ...] = ("4:3", "3:4")
 
 
 class Upload(NamedTuple):
@@ -130,16 +133,39 @@ class DemoHandlers:
         # backend="auto") happen once, not once per waiting request.
         self.model_lock = threading.Lock()
 
-    def warm_up(self, resolution: str) -> float:
-        """Run the model once at ``resolution`` (builds/selects its backend); returns seconds taken."""
+    def warm_up(self, resolution: str, aspect: str = "2:1") -> float:
+        """Run the model once at ``resolution`` for a photo of ``aspect`` (builds/selects the
+        backend of that shape bucket, see segment.sizes); returns seconds taken."""
         import time
 
-        from segment.predict import SIZES
+        from segment.sizes import buckets
 
         start = time.perf_counter()
+        shape = buckets(resolution)[aspect]
         with self.model_lock:
-            self.predictor.predict(np.zeros((*SIZES[resolution], 3), np.uint8), size=resolution)
+            self.predictor.predict(np.zeros((*shape, 3), np.uint8), size=resolution)
         return time.perf_counter() - start
+
+    def prepare_in_background(self, resolutions: list[str], aspects=None, *, report=print) -> threading.Thread:
+        """Prepare the common shape buckets (``DemoSettings.prepare_aspects``) one at a time in a
+        background thread, once the page is up: a first photo of those shapes then does not wait
+        for its backend to be exported and compiled. Each takes the model lock, so a request
+        waits at most for one bucket."""
+        aspects = self.settings.prepare_aspects if aspects is None else aspects
+
+        def work() -> None:
+            for resolution in resolutions:
+                for aspect in aspects:
+                    try:
+                        seconds = self.warm_up(resolution, aspect)
+                    except Exception as exc:  # a bucket that fails here fails again, visibly, on its first request
+                        report(f"segment demo: could not prepare {resolution} {aspect}: {exc}")
+                        continue
+                    report(f"segment demo: prepared {resolution} for {aspect} photos in {seconds:.1f} s")
+
+        thread = threading.Thread(target=work, name="prepare-buckets", daemon=True)
+        thread.start()
+        return thread
 
     def load(self, upload: Upload):
         if upload.data is not None:

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
         checkpoint = default_checkpoint()
     handlers = DemoHandlers(predictor=predictor, settings=settings)
-    for resolution in {"half": ["half"], "full": ["full"], "both": ["half", "full"], "none": []}[args.warm_up]:
+    warmed = {"half": ["half"], "full": ["full"], "both": ["half", "full"], "none": []}[args.warm_up]
+    for resolution in warmed:
         print(f"segment demo: preparing the model at {resolution} resolution (backend {args.backend}) ...", flush=True)
         print(f"segment demo: ready at {resolution} in {handlers.warm_up(resolution):.1f} s", flush=True)
     private_temp_dir()
@@ -71,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
           "(Ctrl+C to stop)", flush=True)
     try:
         launch_app(demo, host=args.host, port=args.port, settings=settings,
-                   blocked=[Path(checkpoint).resolve().parent, *_export_cache(predictor)])
+                   blocked=[Path(checkpoint).resolve().parent, *_export_cache(predictor)], block_thread=False)
+        # The page is up: the other common photo shapes (4:3, 3:4) are prepared meanwhile.
+        if warmed:
+            handlers.prepare_in_background(warmed, report=lambda line: print(line, flush=True))
+        demo.block_thread()
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({exc}); pick another --port") from None
     except KeyboardInterrupt:

@@ -176,3 +176,21 @@ def test_importing_the_app_writes_no_stub_files():
     import serve.app
 
     assert not Path(serve.app.__file__).with_suffix(".pyi").exists()
+
+
+def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
+    """After warm-up (the 2:1 bucket) the demo prepares the 4:3 and 3:4 buckets in a background
+    thread, so a phone photo's first request finds its backend built."""
+    from segment.predict import Predictor
+    from segment.sizes import buckets
+    from serve.app import DemoHandlers, DemoSettings
+
+    predictor = Predictor.from_checkpoint(small_checkpoint)
+    handlers = DemoHandlers(predictor=predictor, settings=DemoSettings())
+    assert DemoSettings().prepare_aspects == ("4:3", "3:4")
+    handlers.warm_up("half")
+    assert set(predictor._backends) == {(512, 1024)}
+    lines = []
+    handlers.prepare_in_background(["half"], report=lines.append).join(timeout=300)
+    assert set(predictor._backends) == {(512, 1024), buckets("half")["4:3"], buckets("half")["3:4"]}
+    assert len(lines) == 2 and all(line.startswith("segment demo: prepared half for ") for line in lines)
