@@ -54,14 +54,6 @@ def mean_iou(conf, classes: Iterable[int] | None = None) -> float:
     return float(scored.mean()) if scored.size else float("nan")
 
 
-def miou(conf: np.ndarray) -> float:
-    """Mean IoU in percent over the classes present in the target or the prediction."""
-    tp = np.diag(conf).astype(np.float64)
-    union = conf.sum(0) + conf.sum(1) - tp
-    present = union > 0
-    return float(100.0 * np.mean(tp[present] / union[present])) if present.any() else float("nan")
-
-
 def calibrate_batchnorm(model, images: list[np.ndarray], *, mean, std) -> None:
     """Set a randomly initialised model's BN statistics from real-looking images.
 

@@ -1,6 +1,6 @@
 """``segment bench``: CPU latency of models x backends x precisions x sizes x threads, beside a fixed peer.
 
-Protocol (DESIGN.md section 5): batch 1, warm-up first, then ``--runs`` timed
+Protocol (docs/design.md, "How speed is measured"): batch 1, warm-up first, then ``--runs`` timed
 runs reported as median and p90, for the model alone and for the whole request
 (``Predictor.predict``: image in, labels out). Configurations that share a size
 and thread count are timed round-robin (run 1 of each, then run 2 of each,
@@ -86,13 +86,14 @@ def bench_input(size: str | tuple[int, int], path: str | None = None):
     """
     import cv2
 
-    from segment.quantize import calibration_images, read_rgb
+    from segment.images import read_image
+    from segment.quantize import calibration_images
     from segment.sizes import SIZES, plan_run
 
     if path is None:
         hw = SIZES[size] if isinstance(size, str) else size
         return calibration_images(hw, count=1)[0], plan_run(hw, size)
-    photo = read_rgb(path)
+    photo = read_image(path)
     plan = plan_run(photo.shape[:2], size)
     vh, vw = plan.valid_hw
     return cv2.resize(photo, (vw, vh), interpolation=cv2.INTER_AREA if vh * vw < photo.shape[0] * photo.shape[1]
@@ -118,10 +119,11 @@ def peer_config(kind: str, size_name: str, size: tuple[int, int], threads: int, 
     import torch
 
     from segment.complexity import count_madds, count_params
+    from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
 
     model, output = _peer_model(kind)
-    mean = np.array([0.485, 0.456, 0.406], np.float32) * 255
-    std = np.array([0.229, 0.224, 0.225], np.float32) * 255
+    mean = np.array(IMAGENET_MEAN, np.float32) * 255
+    std = np.array(IMAGENET_STD, np.float32) * 255
     x = torch.from_numpy(np.ascontiguousarray(((image.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]))
 
     def model_fn():
@@ -202,6 +204,7 @@ def collect(args) -> list[dict]:
 
     from segment.backends import resolve_threads
     from segment.complexity import count_madds, count_params
+    from segment.normalization import IMAGENET_MEAN
     from segment.sizes import fit_and_pad, pad_colour, parse_size, size_name
 
     sizes = [parse_size(s, native=False, minimum=32,
@@ -215,7 +218,7 @@ def collect(args) -> list[dict]:
         image, plan = bench_input(size, args.image)
         run_hw, name = plan.run_hw, size_name(size)
         # The peers run the same model input as ours: the image, padded as ours is.
-        peer_image = fit_and_pad(image, plan, fill=pad_colour([0.485, 0.456, 0.406]))
+        peer_image = fit_and_pad(image, plan, fill=pad_colour(IMAGENET_MEAN))
         for threads in thread_counts:
             configs: list[Config] = [peer_config("torchvision", name, run_hw, threads, peer_image)]
             configs += [peer_config(kind, name, run_hw, threads, peer_image) for kind in args.peer]
@@ -301,7 +304,7 @@ def guard_miou(args, subjects, sizes) -> dict:
 
     from data.build import build_dataset  # lazy: segment does not depend on data at import time
 
-    from segment.accuracy import confusion, miou
+    from segment.accuracy import confusion, mean_iou
     from segment.predict import cpu_kind, engine_version, save_guard_record
     from segment.sizes import SIZES, plan_run, size_name
 
@@ -309,6 +312,7 @@ def guard_miou(args, subjects, sizes) -> dict:
     count = min(args.guard_limit, len(dataset))
     picks = np.linspace(0, len(dataset) - 1, count).round().astype(int) if count else []
     samples = [dataset.load(int(i)) for i in picks]
+    scored = dataset.label_space.eval_train_ids  # mIoU over the classes 'segment eval' averages
     out, shipped = {}, []
     for name, _, factory in subjects:
         ref = factory(backend="torch")
@@ -337,7 +341,8 @@ def guard_miou(args, subjects, sizes) -> dict:
                           "dataset": args.guard_dataset, "root": str(args.guard_data), "split": args.guard_split,
                           "images": count, "agreement": round(float(np.mean(agree)), 5) if agree else None,
                           "agreement_min": round(min(agree), 5) if agree else None,
-                          "miou_ref": round(miou(ref_conf), 3), "miou": round(miou(conf), 3),
+                          "miou_ref": round(100 * mean_iou(ref_conf, scored), 3),
+                          "miou": round(100 * mean_iou(conf, scored), 3),
                           "measured_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
                 record["miou_drop"] = round(record["miou_ref"] - record["miou"], 3)
                 save_guard_record(pred.cache_dir, pred.key, run_hw, spec.backend, spec.precision, record)
@@ -350,7 +355,7 @@ def guard_miou(args, subjects, sizes) -> dict:
 
 def write_guard_file(path: str, records: list[dict]) -> None:
     """Merge ``records`` into the guard file at ``path`` (one record per weights, backend, precision, size, engine, CPU)."""
-    from segment.backends.cache import write_json_atomic
+    from segment.atomic import write_json
     from segment.predict import read_guard_file
 
     def ident(r: dict) -> tuple:
@@ -359,9 +364,9 @@ def write_guard_file(path: str, records: list[dict]) -> None:
     merged = {ident(r): r for r in read_guard_file(path)} if Path(path).exists() else {}
     # The dataset's folder on this machine means nothing where the file is shipped.
     merged.update({ident(r): {k: v for k, v in r.items() if k != "root"} for r in records})
-    write_json_atomic(Path(path), {"about": "argmax agreement with torch fp32 and mIoU per backend and precision on a "
-                                            "labelled set, written by 'segment bench --guard-data --guard-out'",
-                                   "records": list(merged.values())})
+    write_json(path, {"about": "argmax agreement with torch fp32 and mIoU per backend and precision on a "
+                               "labelled set, written by 'segment bench --guard-data --guard-out'",
+                      "records": list(merged.values())})
 
 
 def format_table(rows: list[dict]) -> str:

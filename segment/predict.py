@@ -131,12 +131,13 @@ class Predictor:
         """
         from segment.accuracy import calibrate_batchnorm
         from segment.model import build_model
+        from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
         from segment.presets import get_preset
         from segment.quantize import calibration_images
 
         preset = get_preset(name)
         n = preset.config.num_classes
-        mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
         model = build_model(preset.config)
         if calibrate_bn:
             calibrate_batchnorm(model, calibration_images((128, 256), count=4), mean=mean, std=std)

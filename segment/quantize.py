@@ -17,9 +17,6 @@ import numpy as np
 from segment.errors import UserError
 from segment.images import IMAGE_SUFFIXES, read_image
 
-# The name some callers still use for the one image reader.
-read_rgb = read_image
-
 
 def synthetic_scene(height: int, width: int, *, seed: int) -> np.ndarray:
     """A street-like RGB uint8 test image: sky, buildings, road, a few cars, sensor noise.

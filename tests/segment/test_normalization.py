@@ -22,3 +22,12 @@ def test_training_pipeline_normalizes_with_them():
     expected = [(1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], (0.0 - IMAGENET_MEAN[1]) / IMAGENET_STD[1],
                 (128 / 255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2]]
     torch.testing.assert_close(out[:, 0, 0], torch.tensor(expected), atol=1e-5, rtol=0)
+
+
+def test_no_other_module_spells_the_numbers():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spelled = sorted(str(p.relative_to(root)) for pkg in ("heads", "segment", "data", "train", "serve")
+                     for p in (root / pkg).rglob("*.py") if "0.485" in p.read_text(encoding="utf-8"))
+    assert spelled == ["segment/normalization.py"]
