@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+def _conv_bn_relu(in_channels: int, out_channels: int, *, bn_momentum: float, bn_eps: float) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum),
         nn.ReLU(inplace=True),
     )
 
@@ -30,12 +30,17 @@ class RASPP(nn.Module):
         high_channels: int,
         num_classes: int,
         inter_channels: int = 256,
+        bn_momentum: float = 0.0003,
+        bn_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         del low_channels  # R-ASPP has no low-level skip
-        self.branch = _conv_bn_relu(high_channels, inter_channels)
-        self.image_pool = _conv_bn_relu(high_channels, inter_channels)
-        self.project = _conv_bn_relu(2 * inter_channels, inter_channels)
+        bn = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
+        self.branch = _conv_bn_relu(high_channels, inter_channels, **bn)
+        self.image_pool = _conv_bn_relu(high_channels, inter_channels, **bn)
+        self.project = _conv_bn_relu(2 * inter_channels, inter_channels, **bn)
+        # The reference drops 10% of the projection's outputs in training (keep_prob=0.9).
+        self.dropout = nn.Dropout(p=0.1)
         self.classifier = nn.Conv2d(inter_channels, num_classes, 1)
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -43,4 +48,4 @@ class RASPP(nn.Module):
         pooled = self.image_pool(high.mean(dim=(-2, -1), keepdim=True))
         # Broadcasting a 1x1 map is what bilinear upsampling of it gives, and exports without a resize.
         pooled = pooled.expand(-1, -1, high.shape[-2], high.shape[-1])
-        return self.classifier(self.project(torch.cat([self.branch(high), pooled], dim=1)))
+        return self.classifier(self.dropout(self.project(torch.cat([self.branch(high), pooled], dim=1))))

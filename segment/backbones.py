@@ -2,7 +2,7 @@
 
 Built from torchvision's blocks (``InvertedResidual``, ``Conv2dNormActivation``)
 with our own block tables, so RF2 and the atrous last stage follow the
-reference TensorFlow DeepLab implementation exactly (DESIGN.md section 3).
+reference TF DeepLab / slim code (the fidelity table in docs/model.md).
 
 Every backbone declares its outputs in ``output_specs``:
 ``low`` is the 1/8 depthwise output used by the LR-ASPP skip and ``high`` the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 import torch
 from torch import nn
@@ -28,10 +29,6 @@ class OutputSpec:
     channels: int
     stride: int
 
-
-# BN settings of torchvision's MobileNetV3 (TF's 0.001 eps / 0.99 decay), so its
-# state dicts load into ours unchanged.
-_V3_NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
 
 # One row per inverted-residual block, as in the paper's Tables 1 and 2:
 # (kernel, expansion, out channels, squeeze-excite, activation, stride).
@@ -89,6 +86,34 @@ def _last_stride8_index(strides: list[int]) -> int:
     return index
 
 
+@dataclass(frozen=True)
+class BlockGeometry:
+    """One block's stride, dilation rate and residual, as built."""
+
+    stride: int
+    rate: int
+    residual: bool
+
+
+def atrous_schedule(strides: list[int], *, output_stride: int, first_rate: int = 1) -> list[tuple[int, int]]:
+    """(stride, rate) per block under slim's ``mobilenet_base`` rule.
+
+    Once the running stride (the stem's 2 included) equals ``output_stride``, a block
+    that would have stride s runs with stride 1 and the current rate, and the rate is
+    multiplied by s for the blocks after it. ``first_rate`` overrides the rate of the
+    block whose stride was removed (2 reproduces torchvision's ``dilated=True``).
+    """
+    current, rate, out = 2, 1, []
+    for s in strides:
+        if current == output_stride:
+            out.append((1, first_rate if s > 1 and rate == 1 else rate))
+            rate *= s
+        else:
+            out.append((s, 1))
+            current *= s
+    return out
+
+
 def _forward_blocks(blocks: nn.ModuleList, low_index: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the blocks; return (low, last output). ``low`` is block ``low_index``'s depthwise output."""
     low = x
@@ -117,6 +142,10 @@ class MobileNetV3Backbone(nn.Module):
         width_mult: float = 1.0,
         output_stride: int = 16,
         rf2: bool = True,
+        first_atrous_rate: int = 1,
+        first_atrous_residual: bool = True,
+        bn_momentum: float = 0.003,
+        bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
         if variant not in ("large", "small"):
@@ -127,11 +156,13 @@ class MobileNetV3Backbone(nn.Module):
         last_stage = len(table) - 3
         # RF2 halves the whole last stage: outputs and expansions, the first block's too.
         divider = 2 if rf2 else 1
-        dilation = 2 if output_stride == 16 else 1
+        nominal = [row[5] for row in table]
+        schedule = atrous_schedule(nominal, output_stride=output_stride, first_rate=first_atrous_rate)
+        norm = partial(nn.BatchNorm2d, eps=bn_eps, momentum=bn_momentum)
 
         configs = []
         in_ch = 16
-        for i, (k, exp, out, se, act, stride) in enumerate(table):
+        for i, ((k, exp, out, se, act, _), (stride, rate)) in enumerate(zip(table, schedule)):
             in_stage = i >= last_stage
             configs.append(
                 InvertedResidualConfig(
@@ -142,20 +173,20 @@ class MobileNetV3Backbone(nn.Module):
                     use_se=se,
                     activation=act,
                     stride=stride,
-                    # torchvision's block turns stride 2 into 1 where dilation > 1.
-                    dilation=dilation if in_stage else 1,
+                    dilation=rate,
                     width_mult=width_mult,
                 )
             )
             in_ch = out // divider if in_stage else out
 
         first = configs[0].input_channels
-        self.stem = Conv2dNormActivation(3, first, kernel_size=3, stride=2, norm_layer=_V3_NORM, activation_layer=nn.Hardswish)
-        self.blocks = nn.ModuleList(InvertedResidual(c, _V3_NORM) for c in configs)
+        self.stem = Conv2dNormActivation(3, first, kernel_size=3, stride=2, norm_layer=norm, activation_layer=nn.Hardswish)
+        self.blocks = nn.ModuleList(InvertedResidual(c, norm) for c in configs)
+        _drop_atrous_residual(self.blocks, nominal, schedule, keep=first_atrous_residual)
         last_in = configs[-1].out_channels
-        self.last_conv = Conv2dNormActivation(last_in, 6 * last_in, kernel_size=1, norm_layer=_V3_NORM, activation_layer=nn.Hardswish)
+        self.last_conv = Conv2dNormActivation(last_in, 6 * last_in, kernel_size=1, norm_layer=norm, activation_layer=nn.Hardswish)
 
-        self.low_index = _last_stride8_index([c.stride for c in configs])
+        self.low_index = _last_stride8_index(nominal)
         self.output_specs = {
             "low": OutputSpec(channels=configs[self.low_index].expanded_channels, stride=8),
             "high": OutputSpec(channels=6 * last_in, stride=output_stride),
@@ -169,24 +200,42 @@ class MobileNetV3Backbone(nn.Module):
         low, x = _forward_blocks(self.blocks[start:], self.low_index - start, x)
         return {"low": low, "high": self.last_conv(x)}
 
+    def geometry(self) -> list[BlockGeometry]:
+        return [_geometry(b) for b in self.blocks]
+
+
+def _drop_atrous_residual(blocks: nn.ModuleList, nominal: list[int], schedule: list[tuple[int, int]], *, keep: bool) -> None:
+    """torchvision's convention (``keep=False``): the block whose stride 2 became 1 has no residual."""
+    if keep:
+        return
+    for block, s, (stride, _) in zip(blocks, nominal, schedule):
+        if s > 1 and stride == 1:
+            block.use_res_connect = False
+
+
+def _geometry(block: nn.Module) -> BlockGeometry:
+    depthwise = next(m for m in block.modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
+    return BlockGeometry(stride=depthwise.stride[0], rate=depthwise.dilation[0], residual=bool(block.use_res_connect))
+
 
 class _V2Block(nn.Module):
     """MobileNetV2 inverted residual with dilation (torchvision's V2 block has none)."""
 
-    def __init__(self, *, in_channels: int, out_channels: int, expansion: int, stride: int, dilation: int) -> None:
+    def __init__(self, *, in_channels: int, out_channels: int, expansion: int, stride: int, dilation: int,
+                 residual: bool, norm: Callable[..., nn.Module]) -> None:
         super().__init__()
         hidden = in_channels * expansion
-        self.use_res_connect = stride == 1 and in_channels == out_channels
+        self.use_res_connect = residual and stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if expansion != 1:
-            layers.append(Conv2dNormActivation(in_channels, hidden, kernel_size=1, activation_layer=nn.ReLU6))
+            layers.append(Conv2dNormActivation(in_channels, hidden, kernel_size=1, norm_layer=norm, activation_layer=nn.ReLU6))
         layers += [
             Conv2dNormActivation(
-                hidden, hidden, kernel_size=3, stride=1 if dilation > 1 else stride,
-                dilation=dilation, groups=hidden, activation_layer=nn.ReLU6,
+                hidden, hidden, kernel_size=3, stride=stride, dilation=dilation, groups=hidden,
+                norm_layer=norm, activation_layer=nn.ReLU6,
             ),
             nn.Conv2d(hidden, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            norm(out_channels),
         ]
         self.block = nn.Sequential(*layers)
 
@@ -198,30 +247,42 @@ class _V2Block(nn.Module):
 class MobileNetV2Backbone(nn.Module):
     """MobileNetV2 trunk up to its 320-channel layer (DeepLab drops the 1280 conv), OS 16 or 32."""
 
-    def __init__(self, *, width_mult: float = 1.0, output_stride: int = 16, rf2: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        width_mult: float = 1.0,
+        output_stride: int = 16,
+        rf2: bool = True,
+        first_atrous_rate: int = 1,
+        first_atrous_residual: bool = True,
+        bn_momentum: float = 0.003,
+        bn_eps: float = 1e-3,
+    ) -> None:
         super().__init__()
         if output_stride not in (16, 32):
             raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
         divider = 2 if rf2 else 1
+        norm = partial(nn.BatchNorm2d, eps=bn_eps, momentum=bn_momentum)
         stem_ch = _make_divisible(32 * width_mult, 8)
-        self.stem = Conv2dNormActivation(3, stem_ch, kernel_size=3, stride=2, activation_layer=nn.ReLU6)
-        blocks, strides, in_ch = [], [], stem_ch
+        self.stem = Conv2dNormActivation(3, stem_ch, kernel_size=3, stride=2, norm_layer=norm, activation_layer=nn.ReLU6)
         last_stage = len(_V2) - 2
-        for stage, (t, c, n, s) in enumerate(_V2):
-            in_last = stage >= last_stage
-            out_ch = _make_divisible(c * width_mult / (divider if in_last else 1), 8)
-            for i in range(n):
-                stride = s if i == 0 else 1
-                blocks.append(
-                    _V2Block(
-                        in_channels=in_ch, out_channels=out_ch, expansion=t, stride=stride,
-                        dilation=2 if (in_last and output_stride == 16) else 1,
-                    )
-                )
-                strides.append(stride)
-                in_ch = out_ch
+        # (expansion, out channels, nominal stride) per block.
+        rows = [
+            (t, _make_divisible(c * width_mult / (divider if stage >= last_stage else 1), 8), s if i == 0 else 1)
+            for stage, (t, c, n, s) in enumerate(_V2) for i in range(n)
+        ]
+        nominal = [s for _, _, s in rows]
+        schedule = atrous_schedule(nominal, output_stride=output_stride, first_rate=first_atrous_rate)
+        blocks, in_ch = [], stem_ch
+        for (t, out_ch, s), (stride, rate) in zip(rows, schedule):
+            blocks.append(_V2Block(
+                in_channels=in_ch, out_channels=out_ch, expansion=t, stride=stride, dilation=rate,
+                # torchvision's convention: a block whose stride 2 was removed has no residual.
+                residual=first_atrous_residual or s == 1, norm=norm,
+            ))
+            in_ch = out_ch
         self.blocks = nn.ModuleList(blocks)
-        self.low_index = _last_stride8_index(strides)
+        self.low_index = _last_stride8_index(nominal)
         low_block = self.blocks[self.low_index]
         self.output_specs = {
             "low": OutputSpec(channels=low_block.block[-2].in_channels, stride=8),
@@ -236,12 +297,19 @@ class MobileNetV2Backbone(nn.Module):
         low, high = _forward_blocks(self.blocks[start:], self.low_index - start, x)
         return {"low": low, "high": high}
 
+    def geometry(self) -> list[BlockGeometry]:
+        return [_geometry(b) for b in self.blocks]
 
-def build_backbone(*, name: str, width_mult: float, output_stride: int, rf2: bool) -> nn.Module:
-    if name == "mobilenet_v3_large":
-        return MobileNetV3Backbone(variant="large", width_mult=width_mult, output_stride=output_stride, rf2=rf2)
-    if name == "mobilenet_v3_small":
-        return MobileNetV3Backbone(variant="small", width_mult=width_mult, output_stride=output_stride, rf2=rf2)
-    if name == "mobilenet_v2":
-        return MobileNetV2Backbone(width_mult=width_mult, output_stride=output_stride, rf2=rf2)
-    raise ValueError(f"unknown backbone {name!r}; choose mobilenet_v3_large, mobilenet_v3_small or mobilenet_v2")
+
+_BACKBONES = {
+    "mobilenet_v3_large": partial(MobileNetV3Backbone, variant="large"),
+    "mobilenet_v3_small": partial(MobileNetV3Backbone, variant="small"),
+    "mobilenet_v2": MobileNetV2Backbone,
+}
+
+
+def build_backbone(*, name: str, **kwargs) -> nn.Module:
+    """A backbone by name; ``kwargs`` are the backbone constructors' keyword arguments."""
+    if name not in _BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(_BACKBONES)}")
+    return _BACKBONES[name](**kwargs)

@@ -18,7 +18,9 @@ from segment.config import ModelConfig
 from segment.errors import UserError
 
 FORMAT = "mnv3-lraspp-checkpoint"
-VERSION = 1
+# 2: the model config carries the reference-fidelity fields (segment.config); a version-1
+# file lacks them and rebuilds with segment.config.legacy_fields, as it was trained.
+VERSION = 2
 REQUIRED_KEYS = ("format", "version", "model_config", "model", "classes", "palette", "normalization")
 
 

@@ -6,13 +6,15 @@ import argparse
 import functools
 import json
 
-from segment.complexity import DEEPLAB_FULL, DEEPLAB_HALF, FULL, HALF, count_madds, count_params
+from segment.complexity import DEEPLAB_FULL, DEEPLAB_HALF, FULL, HALF, count_conv_madds, count_madds, count_params
 from segment.model import build_model
 from segment.presets import ALIASES, Preset, get_preset, list_presets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
+    parser.add_argument("--blocks", action="store_true",
+                        help="print each backbone block's stride, dilation rate and residual at OS 16 and 32 instead")
 
 
 @functools.lru_cache(maxsize=None)
@@ -35,10 +37,14 @@ def _zoo_row(preset: Preset) -> dict:
         "description": preset.description,
         "config": preset.config.to_dict(),
         "params": count_params(model),
-        # Compared with the paper: counted at DeepLab's Cityscapes sizes (1025x2049, 513x1025).
+        # Compared with the paper: its convention (segment.complexity), at DeepLab's
+        # Cityscapes sizes (1025x2049, 513x1025).
         "madds_full": count_madds(model, DEEPLAB_FULL),
         "madds_half": count_madds(model, DEEPLAB_HALF),
-        # The same model at exactly 1024x2048 and 512x1024.
+        # Convolutions and linear layers only, at the same sizes.
+        "conv_madds_full": count_conv_madds(model, DEEPLAB_FULL),
+        "conv_madds_half": count_conv_madds(model, DEEPLAB_HALF),
+        # The paper's convention at exactly 1024x2048 and 512x1024.
         "madds_full_1024x2048": count_madds(model, FULL),
         "madds_half_512x1024": count_madds(model, HALF),
         "paper_params": paper.params,
@@ -59,25 +65,65 @@ def _fmt(value: float | None, unit: float, suffix: str) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    header = ["name", "row", "params", "paper", "diff", "MAdds f", "paper", "diff", "MAdds h", "paper", "diff"]
+    header = ["name", "row", "params", "paper", "diff", "MAdds f", "paper", "diff", "conv f",
+              "MAdds h", "paper", "diff", "conv h"]
     lines = []
     for r in rows:
         lines.append([
             r["name"], r["paper_row"],
             _fmt(r["params"], 1e6, "M"), _fmt(r["paper_params"], 1e6, "M"), _rel(r["params"], r["paper_params"]),
             _fmt(r["madds_full"], 1e9, "B"), _fmt(r["paper_madds_full"], 1e9, "B"), _rel(r["madds_full"], r["paper_madds_full"]),
+            _fmt(r["conv_madds_full"], 1e9, "B"),
             _fmt(r["madds_half"], 1e9, "B"), _fmt(r["paper_madds_half"], 1e9, "B"), _rel(r["madds_half"], r["paper_madds_half"]),
+            _fmt(r["conv_madds_half"], 1e9, "B"),
         ])
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
-    out = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in [header, *lines]]
-    out.insert(1, "  ".join("-" * w for w in widths))
+    out = _columns(header, lines)
     out.append("")
-    out.append("MAdds: multiply-adds of convolutions and linear layers, counted once each, at DeepLab's")
-    out.append("Cityscapes input sizes 1025x2049 (f) and 513x1025 (h); --json also gives them at 1024x2048 / 512x1024.")
+    out.append("MAdds: the paper's convention (convolutions and linear layers, plus one operation per element of")
+    out.append("each h-swish, squeeze-excite pool and scale, residual add and the final logit resize); conv: convolutions")
+    out.append("and linear layers only. Both at DeepLab's Cityscapes input sizes 1025x2049 (f) and 513x1025 (h);")
+    out.append("--json also gives the paper-convention counts at 1024x2048 / 512x1024.")
     return "\n".join(out)
 
 
+def _columns(header: list[str], lines: list[list]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    out = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in [header, *lines]]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
+# One preset per backbone: the geometry depends on the backbone and the output stride only.
+_BLOCK_PRESETS = ("mnv3-rf2-lraspp-f128", "mnv3small-rf2-lraspp-f128", "mnv2-rf2-lraspp-f128")
+
+
+def block_rows() -> list[dict]:
+    """Per backbone and output stride, every block's (stride, rate, residual) as built."""
+    from dataclasses import replace
+
+    rows = []
+    for name in _BLOCK_PRESETS:
+        config = get_preset(name).config
+        for os_ in (16, 32):
+            backbone = build_model(replace(config, output_stride=os_)).backbone
+            for i, g in enumerate(backbone.geometry()):
+                rows.append({"backbone": config.backbone, "output_stride": os_, "block": i,
+                             "stride": g.stride, "rate": g.rate, "residual": g.residual})
+    return rows
+
+
+def format_blocks(rows: list[dict]) -> str:
+    header = ["backbone", "OS", "block", "stride", "rate", "residual"]
+    lines = [[r["backbone"], r["output_stride"], r["block"], r["stride"], r["rate"], "yes" if r["residual"] else "-"]
+             for r in rows]
+    return "\n".join(_columns(header, lines))
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.blocks:
+        rows = block_rows()
+        print(json.dumps(rows, indent=2) if args.json else format_blocks(rows))
+        return 0
     rows = [zoo_row(p) for p in list_presets()]
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return 0

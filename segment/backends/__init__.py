@@ -29,7 +29,11 @@ def graph_key(model: torch.nn.Module, *, mean, std) -> str:
     from segment.backends.graph import GRAPH_VERSION
 
     graph = InferenceGraph(model=model, mean=mean, std=std)
-    return model_key(graph, extra={"graph": GRAPH_VERSION, "stripe_rows": graph.stripe_rows})
+    # The config too: some architecture choices (gate activation, pooling mode, dilation
+    # rates) leave the state dict unchanged.
+    config = getattr(model, "config", None)
+    return model_key(graph, extra={"graph": GRAPH_VERSION, "stripe_rows": graph.stripe_rows,
+                                   "config": config.to_dict() if config is not None else None})
 
 
 def available_backends() -> list[str]:

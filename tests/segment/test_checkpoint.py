@@ -56,3 +56,47 @@ def test_class_count_must_match_the_model():
     with pytest.raises(ValueError, match="3 class names"):
         make_checkpoint(model=create_model("small"), config=cfg, classes=["a", "b", "c"],
                         palette=[[0, 0, 0]] * 3, mean=[0] * 3, std=[1] * 3)
+
+
+def _head_logits(model, x):
+    with torch.no_grad():
+        features = model.backbone(x)
+        return model.head(features["low"], features["high"])
+
+
+def test_checkpoint_from_before_the_fidelity_fields_gives_its_old_outputs():
+    """A version-1 checkpoint (V3-Small x0.5, written by the code before the fidelity fields)
+    rebuilds the architecture it was trained with: same logits as that code computed."""
+    import numpy as np
+    from pathlib import Path
+
+    from segment.config import ModelConfig
+    from segment.model import build_model
+
+    data = Path(__file__).parent / "data"
+    ckpt = load_checkpoint(data / "legacy_v3small_x050.pt")
+    assert ckpt["version"] == 1 and "gate" not in ckpt["model_config"]
+    model = model_from_checkpoint(ckpt)
+    assert (model.config.first_atrous_rate, model.config.gate, model.config.pool_cover) == (2, "sigmoid", False)
+    x = torch.randn(1, 3, 360, 480, generator=torch.Generator().manual_seed(1))
+    expected = torch.from_numpy(np.load(data / "legacy_v3small_x050_logits.npz")["logits"])
+    got = _head_logits(model, x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    # The same weights in today's default architecture compute something else.
+    current = ModelConfig(**{**ModelConfig.from_dict(ckpt["model_config"]).to_dict(),
+                             **{k: getattr(ModelConfig(), k) for k in ("first_atrous_rate", "first_atrous_residual",
+                                                                      "gate", "pool_cover")}, "pool_stride": (16, 20)})
+    other = build_model(current).eval()
+    other.load_state_dict(ckpt["model"], strict=False)
+    assert (_head_logits(other, x) - expected).abs().max() > 1e-5
+
+
+def test_new_checkpoints_carry_version_2_and_every_field(tmp_path):
+    model = create_model("small", num_classes=3).eval()
+    ckpt = make_checkpoint(model=model, config=model.config, classes=["a", "b", "c"], palette=[[0, 0, 0]] * 3,
+                           mean=[0.5] * 3, std=[0.5] * 3)
+    save_checkpoint(tmp_path / "m.pt", ckpt)
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded["version"] == 2
+    assert loaded["model_config"]["gate"] == "hard_sigmoid" and loaded["model_config"]["first_atrous_rate"] == 1
+    assert model_from_checkpoint(loaded).config == model.config

@@ -83,13 +83,79 @@ def test_rf2_halves_the_whole_last_stage():
     assert small.output_specs["high"].channels == 288
 
 
-def test_atrous_last_stage():
-    os16 = MobileNetV3Backbone(variant="large", output_stride=16)
-    os32 = MobileNetV3Backbone(variant="large", output_stride=32)
-    dw16 = [b.block[1][0] for b in os16.blocks[12:]]
-    dw32 = [b.block[1][0] for b in os32.blocks[12:]]
-    assert [c.dilation for c in dw16] == [(2, 2)] * 3 and [c.stride for c in dw16] == [(1, 1)] * 3
-    assert [c.dilation for c in dw32] == [(1, 1)] * 3 and dw32[0].stride == (2, 2)
+def _slim_rule(strides, output_stride):
+    """slim mobilenet_base, transcribed: (stride, rate) per block, the stem's stride 2 counted."""
+    current, rate, out = 2, 1, []
+    for s in strides:
+        if current == output_stride:
+            layer_stride, layer_rate = 1, rate
+            rate *= s
+        else:
+            layer_stride, layer_rate = s, 1
+            current *= s
+        out.append((layer_stride, layer_rate))
+    return out
+
+
+# Nominal strides (the papers' tables) and (in, out) channels at RF2, width 1.
+_NOMINAL = {
+    "mobilenet_v3_large": [1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1],
+    "mobilenet_v3_small": [2, 2, 1, 2, 1, 1, 1, 1, 2, 1, 1],
+    "mobilenet_v2": [1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1],
+}
+
+
+@pytest.mark.parametrize("backbone", sorted(_NOMINAL))
+@pytest.mark.parametrize("output_stride", [16, 32])
+def test_block_geometry_follows_slim_rule(backbone, output_stride):
+    model = build_model(ModelConfig(backbone=backbone, output_stride=output_stride))
+    built = model.backbone.geometry()
+    expected = _slim_rule(_NOMINAL[backbone], output_stride)
+    assert [(g.stride, g.rate) for g in built] == expected
+    # slim's expanded_conv adds the residual wherever the stride is 1 and the depth is kept.
+    blocks = model.backbone.blocks
+    for g, block in zip(built, blocks):
+        convs = [m for m in block.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == 1 and m.kernel_size == (1, 1)]
+        same_depth = convs[-1].out_channels == _block_input_channels(model.backbone, block)
+        assert g.residual == (g.stride == 1 and same_depth)
+
+
+def _block_input_channels(backbone, block):
+    first = next(m for m in block.modules() if isinstance(m, torch.nn.Conv2d))
+    return first.in_channels
+
+
+def test_first_atrous_block_has_rate_1_and_the_rest_rate_2():
+    large = build_model(ModelConfig()).backbone.geometry()
+    assert [(g.stride, g.rate) for g in large[12:]] == [(1, 1), (1, 2), (1, 2)]
+    small = build_model(ModelConfig(backbone="mobilenet_v3_small")).backbone.geometry()
+    assert [(g.stride, g.rate) for g in small[8:]] == [(1, 1), (1, 2), (1, 2)]
+    v2 = build_model(ModelConfig(backbone="mobilenet_v2")).backbone.geometry()
+    assert [(g.stride, g.rate) for g in v2[13:]] == [(1, 1), (1, 2), (1, 2), (1, 2)]
+    # torchvision's convention stays buildable by name.
+    tv = build_model(ModelConfig(first_atrous_rate=2, first_atrous_residual=False)).backbone.geometry()
+    assert [(g.stride, g.rate) for g in tv[12:]] == [(1, 2), (1, 2), (1, 2)]
+
+
+def test_small_rf2_first_atrous_block_adds_its_residual():
+    backbone = build_model(ModelConfig(backbone="mobilenet_v3_small")).backbone.eval()
+    block = backbone.blocks[8]  # 48 -> 48 channels at RF2, stride 2 removed at OS 16
+    assert block.use_res_connect
+    x = torch.randn(1, 48, 9, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), block.block(x) + x)
+    no_residual = build_model(ModelConfig(backbone="mobilenet_v3_small", first_atrous_residual=False)).backbone
+    assert not no_residual.blocks[8].use_res_connect
+
+
+def test_batchnorm_follows_the_reference():
+    for backbone in sorted(_NOMINAL):
+        model = build_model(ModelConfig(backbone=backbone))
+        backbone_bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        head_bns = [m for m in model.head.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        # TF decay 0.997 / 0.9997 is PyTorch momentum 0.003 / 0.0003.
+        assert {(round(m.momentum, 6), m.eps) for m in backbone_bns} == {(0.003, 1e-3)}
+        assert {(round(m.momentum, 6), m.eps) for m in head_bns} == {(0.0003, 1e-5)}
 
 
 def test_low_level_feature_is_the_depthwise_output():

@@ -21,8 +21,11 @@ def _tv_to_ours(tv_state: dict, n_blocks: int) -> dict:
 
 
 def test_large_os16_without_rf2_matches_torchvision_dilated():
+    """torchvision's atrous convention (the first atrous block dilated, no residual) and its BN
+    momentum stay buildable: with them our backbone is torchvision's."""
     tv = mobilenet_v3_large(weights=None, dilated=True).eval()
-    ours = MobileNetV3Backbone(variant="large", output_stride=16, rf2=False).eval()
+    ours = MobileNetV3Backbone(variant="large", output_stride=16, rf2=False, first_atrous_rate=2,
+                               first_atrous_residual=False, bn_momentum=0.01).eval()
     tv_features = {k: v for k, v in tv.state_dict().items() if k.startswith("features.")}
     # Randomise BN statistics so the comparison exercises them too.
     for k, v in tv_features.items():

@@ -13,39 +13,39 @@ def _rel(ours, paper):
     return abs(ours / paper - 1)
 
 
+TABLE7 = ["T7-1", "T7-2", "T7-3", "T7-4", "T7-5", "T7-6", "T7-7", "T7-8", "T7-9", "T7-10", "T7-11"]
+TABLE8 = ["T8-V3-OS32", "T8-V3S-OS32"]  # the OS 16 rows are T7-8 and T7-11
+
+
 @pytest.fixture(scope="module")
 def rows():
-    return {r["paper_row"]: r for r in (zoo_row(get_preset(n)) for n in
-            ["T7-1", "T7-2", "T7-3", "T7-4", "T7-5", "T7-6", "T7-7", "T7-8", "T7-9", "T7-10", "T7-11",
-             "T8-V3-OS32", "T8-V3S-OS32"])}
+    return {r["paper_row"]: r for r in (zoo_row(get_preset(n)) for n in TABLE7 + TABLE8)}
 
 
-def test_default_model_matches_table7_row8(rows):
-    r = rows["T7-8"]
-    assert _rel(r["params"], 1.51e6) < 0.01
-    assert _rel(r["madds_full"], 9.74e9) < 0.03
-    assert _rel(r["madds_half"], 2.48e9) < 0.03
-
-
-def test_small_model_matches_table7_row11(rows):
-    r = rows["T7-11"]
-    assert _rel(r["params"], 0.47e6) < 0.02
-    # The issue asks for 4%; we reach 4.1% / 4.3% (see README "Model zoo"), so this
-    # guards the current figures rather than claiming the target.
-    assert _rel(r["madds_full"], 2.90e9) < 0.045
-    assert _rel(r["madds_half"], 0.74e9) < 0.045
-
-
-def test_table8_output_stride_32(rows):
-    assert _rel(rows["T8-V3-OS32"]["madds_full"], 7.74e9) < 0.04
-    assert _rel(rows["T8-V3S-OS32"]["madds_full"], 2.06e9) < 0.05
-
-
-@pytest.mark.parametrize("row", ["T7-1", "T7-2", "T7-3", "T7-4", "T7-5", "T7-6", "T7-7", "T7-9", "T7-10"])
-def test_other_rows_within_ten_percent(rows, row):
+@pytest.mark.parametrize("row", [r for r in TABLE7 if r != "T7-10"])
+def test_params_within_1_5_percent_of_the_paper(rows, row):
     r = rows[row]
-    assert _rel(r["params"], r["paper_params"]) < 0.10
-    assert _rel(r["madds_full"], r["paper_madds_full"]) < 0.10
+    assert _rel(r["params"], r["paper_params"]) < 0.015
+
+
+def test_v2_x035_params_are_the_known_exception(rows):
+    # Channel rounding to multiples of 8 at width 0.35 (docs/model.md): +5.3%, not more.
+    assert _rel(rows["T7-10"]["params"], 0.16e6) < 0.06
+
+
+@pytest.mark.parametrize("row", TABLE7 + TABLE8)
+def test_madds_within_1_percent_at_full_and_2_percent_at_half(rows, row):
+    r = rows[row]
+    assert _rel(r["madds_full"], r["paper_madds_full"]) < 0.01
+    if r["paper_madds_half"] is not None:
+        assert _rel(r["madds_half"], r["paper_madds_half"]) < 0.02
+
+
+@pytest.mark.parametrize("row", TABLE7 + TABLE8)
+def test_paper_convention_adds_elementwise_work_to_the_conv_count(rows, row):
+    r = rows[row]
+    assert r["conv_madds_full"] < r["madds_full"] < 1.1 * r["conv_madds_full"]
+    assert r["conv_madds_half"] < r["madds_half"]
 
 
 def test_madds_scale_with_pixels(rows):
@@ -57,7 +57,8 @@ def test_zoo_json_cli(capsys):
     assert main(["zoo", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert isinstance(data, list) and len(data) == 15
-    keys = {"name", "paper_row", "params", "madds_full", "madds_half", "paper_params", "paper_madds_full", "paper_madds_half"}
+    keys = {"name", "paper_row", "params", "madds_full", "madds_half", "conv_madds_full", "conv_madds_half",
+            "paper_params", "paper_madds_full", "paper_madds_half"}
     for row in data:
         assert keys <= row.keys()
         assert isinstance(row["params"], int) and row["params"] > 0
@@ -71,3 +72,12 @@ def test_zoo_table_cli(capsys):
     assert main(["zoo"]) == 0
     out = capsys.readouterr().out
     assert "mnv3-rf2-lraspp-f128" in out and "T7-8" in out and "9.74B" in out
+    assert "conv f" in out and "conv h" in out
+
+
+def test_zoo_blocks_cli(capsys):
+    assert main(["zoo", "--blocks", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    large16 = [(r["stride"], r["rate"], r["residual"]) for r in data
+               if r["backbone"] == "mobilenet_v3_large" and r["output_stride"] == 16]
+    assert large16[12:] == [(1, 1, False), (1, 2, True), (1, 2, True)]
