@@ -132,6 +132,8 @@ class DemoHandlers:
         # first request at a size (which may export and measure backends for
         # backend="auto") happen once, not once per waiting request.
         self.model_lock = threading.Lock()
+        self._stop = threading.Event()  # set by stop_background
+        self._background: list[threading.Thread] = []
 
     def warm_up(self, resolution: str, aspect: str = "2:1") -> float:
         """Run the model once at ``resolution`` for a photo of ``aspect`` (builds/selects the
@@ -156,6 +158,8 @@ class DemoHandlers:
         def work() -> None:
             for resolution in resolutions:
                 for aspect in aspects:
+                    if self._stop.is_set():
+                        return
                     try:
                         seconds = self.warm_up(resolution, aspect)
                     except Exception as exc:  # a bucket that fails here fails again, visibly, on its first request
@@ -164,8 +168,16 @@ class DemoHandlers:
                     report(f"segment demo: prepared {resolution} for {aspect} photos in {seconds:.1f} s")
 
         thread = threading.Thread(target=work, name="prepare-buckets", daemon=True)
+        self._background.append(thread)
         thread.start()
         return thread
+
+    def stop_background(self, timeout: float = 120.0) -> None:
+        """Let the background preparation finish the bucket it is on and stop; call before exiting
+        (a thread still inside the engines at interpreter shutdown can abort the process)."""
+        self._stop.set()
+        for thread in self._background:
+            thread.join(timeout)
 
     def load(self, upload: Upload):
         if upload.data is not None:

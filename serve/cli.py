@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         # loop catches it) is the same request to stop: close the server, exit 0.
         demo.close()
         print("segment demo: stopped", flush=True)
+    finally:
+        handlers.stop_background()
     return 0
 
 

@@ -194,3 +194,7 @@ def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
     handlers.prepare_in_background(["half"], report=lines.append).join(timeout=300)
     assert set(predictor._backends) == {(512, 1024), buckets("half")["4:3"], buckets("half")["3:4"]}
     assert len(lines) == 2 and all(line.startswith("segment demo: prepared half for ") for line in lines)
+    # Stopping (segment demo does it on exit): no further bucket is started.
+    handlers.stop_background()
+    handlers.prepare_in_background(["full"], report=lines.append).join(timeout=60)
+    assert len(lines) == 2 and len(predictor._backends) == 3
