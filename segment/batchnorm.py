@@ -3,8 +3,8 @@
 ``recalibrate_batchnorm`` replaces every BatchNorm layer's running mean and
 variance by their plain average over the batches given, with the current
 weights. Training uses it before an evaluation (``train.engine.recalibrate_bn``):
-with MobileNetV3's BN momentum of 0.01 the running statistics of a short run
-lag far behind its weights. The accuracy guard uses it to give a randomly
+with a small BN momentum the running statistics of a short run lag far behind
+its weights. The accuracy guard uses it to give a randomly
 initialised preset street-scene statistics (``segment.accuracy.calibrate_batchnorm``).
 """
 
