@@ -15,7 +15,7 @@ import sys
 # option -> TrainConfig field (all default to None = "not given")
 _FIELDS = {
     "dataset": "dataset", "data_root": "data_root", "train_split": "train_split", "val_split": "val_split",
-    "preset": "preset", "crop": "crop", "scale": "scale", "batch": "batch", "iters": "iters", "lr": "lr",
+    "preset": "preset", "crop": "crop", "scale": "scale", "log_scale": "log_scale", "batch": "batch", "iters": "iters", "lr": "lr",
     "lr_schedule": "lr_schedule", "warmup_iters": "warmup_iters", "optimizer": "optimizer",
     "weight_decay": "weight_decay", "momentum": "momentum", "loss": "loss", "class_weighting": "class_weighting",
     "amp": "amp", "channels_last": "channels_last", "compile": "compile", "device": "device",
@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-split", help="evaluated during training; '' for none")
     g.add_argument("--crop", type=_pair(int), metavar="HxW", help="training crop, e.g. 769x769")
     g.add_argument("--scale", type=_pair(float), metavar="LO,HI", help="random scale range, e.g. 0.5,2.0")
+    g.add_argument("--log-scale", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw the scale log-uniformly over --scale (default: uniformly)")
     g.add_argument("--workers", type=int, help="DataLoader workers per process")
     g.add_argument("--extra-train", action="append", metavar="NAME:ROOT",
                    help="another training set concatenated to the main one (repeatable), e.g. synthetic:runs/synth; "

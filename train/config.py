@@ -18,6 +18,7 @@ class TrainConfig:
     val_split: str = "val"  # split evaluated every eval_every iterations ("" = no evaluation)
     crop: tuple[int, int] = (769, 769)  # (H, W) training crop; DeepLab's Cityscapes crop
     scale: tuple[float, float] = (0.5, 2.0)  # random scale range before cropping
+    log_scale: bool = False  # draw the scale log-uniformly (False: uniformly, DeepLab's)
     hflip: bool = True  # random horizontal flip
     eval_size: str = "native"  # image size the model sees at evaluation: native | half | full | HxW
     workers: int = 4  # DataLoader worker processes per rank

@@ -51,7 +51,8 @@ def build_datasets(cfg: TrainConfig):
         raise UserError("--data-root is required: the folder of the dataset to train on "
                         "(for synthetic data, write one with 'segment synth --out DIR')")
     train_set = build_dataset(name=cfg.dataset, root=cfg.data_root, split=cfg.train_split,
-                              transform=train_transform(crop=tuple(cfg.crop), scale=tuple(cfg.scale), hflip=cfg.hflip))
+                              transform=train_transform(crop=tuple(cfg.crop), scale=tuple(cfg.scale), hflip=cfg.hflip,
+                                                        log_scale=cfg.log_scale))
     if cfg.extra_train:
         from train.concat import ConcatTrainSet, parse_extra
 
@@ -80,14 +81,25 @@ def build_model_config(cfg: TrainConfig, num_classes: int):
     return replace(preset.config, num_classes=num_classes, train_crop=max(cfg.crop))
 
 
+# Fields that change no parameter's shape: a fine-tune may start from weights trained
+# with other values (the LR-ASPP window follows this run's crop; older checkpoints carry
+# torchvision's conventions, segment.config.legacy_fields).
+_ADAPTABLE = ("train_crop", "pool_stride", "first_atrous_rate", "first_atrous_residual", "gate", "gate_bias",
+              "pool_cover", "backbone_bn_momentum", "backbone_bn_eps", "head_bn_momentum", "head_bn_eps")
+
+
 def load_init_weights(model: torch.nn.Module, *, path: str, model_config, classes) -> None:
-    """Start from another run's weights (a fine-tune); refuse a different model or label set."""
+    """Start from another run's weights (a fine-tune); refuse a different model or label set.
+
+    Where the two differ only in ``_ADAPTABLE`` fields the weights load into this run's
+    architecture; a parameter the source lacks (the gate's bias) keeps its initial value.
+    """
     from segment.checkpoint import load_checkpoint
+    from segment.config import ModelConfig
 
     ckpt = load_checkpoint(path)
-    # train_crop / pool_stride set the LR-ASPP pooling window only (no weights): they follow this run's crop.
-    ours = {k: v for k, v in model_config.to_dict().items() if k not in ("train_crop", "pool_stride")}
-    theirs = {k: v for k, v in ckpt["model_config"].items() if k not in ("train_crop", "pool_stride")}
+    ours = {k: v for k, v in model_config.to_dict().items() if k not in _ADAPTABLE}
+    theirs = {k: v for k, v in ModelConfig.from_dict(ckpt["model_config"]).to_dict().items() if k not in _ADAPTABLE}
     diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if diff:
         raise UserError(f"--init-weights {path}: its model differs from this run's in "
@@ -96,7 +108,12 @@ def load_init_weights(model: torch.nn.Module, *, path: str, model_config, classe
     if list(ckpt["classes"]) != list(classes):
         raise UserError(f"--init-weights {path}: its classes {list(ckpt['classes'])} differ from this "
                         f"dataset's {list(classes)}")
-    model.load_state_dict(ckpt["model"])
+    result = model.load_state_dict(ckpt["model"], strict=False)
+    if result.unexpected_keys or any(not k.endswith(".bias") for k in result.missing_keys):
+        raise UserError(f"--init-weights {path}: its weights do not fit this model (missing "
+                        f"{result.missing_keys}, unexpected {result.unexpected_keys})")
+    if result.missing_keys:
+        echo(f"--init-weights: {', '.join(result.missing_keys)} not in {path}; left at their initial values")
 
 
 def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -136,3 +136,25 @@ def test_importing_data_turns_off_albumentations_network_check_unless_the_user_c
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "1"
     env["NO_ALBUMENTATIONS_UPDATE"] = "0"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "0"
+
+
+def test_log_scale_draws_log_uniformly():
+    """With log_scale the scale's logarithm is uniform: as many draws below the range's
+    geometric mean as above it, and a quarter below its lower quartile in log space."""
+    from data.transforms import RandomScaleCrop
+
+    t = RandomScaleCrop(size=(32, 32), scale=(0.75, 4.0), log_scale=True)
+    t.set_random_seed(0)
+    image = np.zeros((100, 100, 3), np.uint8)
+    scales = []
+    for _ in range(2000):
+        params = t.get_params_dependent_on_data({"shape": image.shape}, {"image": image})
+        scales.append(1.0 / params["matrix"][0, 0])  # the matrix maps output -> source pixels
+    logs = np.log(scales)
+    lo, hi = np.log(0.75), np.log(4.0)
+    assert logs.min() >= lo - 0.02 and logs.max() <= hi + 0.02
+    assert np.mean(logs < (lo + hi) / 2) == pytest.approx(0.5, abs=0.04)
+    assert np.mean(logs < lo + (hi - lo) / 4) == pytest.approx(0.25, abs=0.04)
+    # A uniform draw over the same range puts only (2.07 - 0.75) / 3.25 = 41% below the geometric mean.
+    with pytest.raises(ValueError, match="log_scale"):
+        train_transform(crop=(32, 32), fast=False, log_scale=True)

@@ -100,3 +100,33 @@ def test_init_weights_refuses_another_model(tiny_config, trained_run):
     bad = replace(tiny_config, preset="default", init_weights=str(trained_run / "last.pt"))
     with pytest.raises(UserError, match="model differs"):
         trainer.main(bad)
+
+
+def test_init_weights_from_a_checkpoint_of_the_previous_architecture(tiny_config, trained_run, tmp_path):
+    """A checkpoint written before the reference-fidelity fields (legacy torchvision conventions,
+    no gate bias) starts a fine-tune of today's architecture: every weight it has is loaded."""
+    from segment.checkpoint import load_checkpoint, save_checkpoint
+    from segment.config import legacy_fields
+
+    ckpt = load_checkpoint(trained_run / "last.pt")
+    ckpt["model_config"] = {k: v for k, v in ckpt["model_config"].items() if k not in legacy_fields("x")}
+    ckpt["model"] = {k: v for k, v in ckpt["model"].items() if k != "head.scale.0.bias"}
+    ckpt["version"] = 1
+    old = tmp_path / "old.pt"
+    save_checkpoint(old, ckpt)
+    from segment.model import build_model
+
+    cfg = replace(tiny_config, init_weights=str(old))
+
+    model_config = trainer.build_model_config(cfg, num_classes=len(ckpt["classes"]))
+    model = build_model(model_config)
+    trainer.load_init_weights(model, path=str(old), model_config=model_config, classes=ckpt["classes"])
+    state = model.state_dict()
+    for name, value in ckpt["model"].items():
+        assert torch.equal(state[name], value), name
+    # A checkpoint whose weights do not fit (a tensor of another shape) is refused by name.
+    bad = dict(ckpt, model={**ckpt["model"], "head.low_classifier.weight": torch.zeros(1)})
+    save_checkpoint(tmp_path / "bad.pt", bad)
+    with pytest.raises(Exception, match="low_classifier"):
+        trainer.load_init_weights(build_model(model_config), path=str(tmp_path / "bad.pt"),
+                                  model_config=model_config, classes=ckpt["classes"])
