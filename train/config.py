@@ -69,7 +69,7 @@ class TrainConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-# The paper's protocol (DESIGN.md section 3): Cityscapes fine, from scratch,
+# The paper's protocol (docs/train.md, "Recipes"): Cityscapes fine, from scratch,
 # 769x769 crops, scale 0.5-2.0, flip, SGD momentum 0.9, poly 0.9, wd 4e-5,
 # batch 16. Chosen, not given by the paper: lr 0.02 = DeepLab's Cityscapes
 # 0.01 at batch 8 scaled linearly to batch 16; 120k iterations (~645 epochs of
