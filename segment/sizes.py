@@ -21,7 +21,7 @@ to the photo's own size.
 that shape (the photo is resized to it, whatever its aspect ratio).
 
 ``parse_size`` is the one parser of the size options of ``segment predict``,
-``eval``, ``train --eval-size`` and ``bench``.
+``eval``, ``train --eval-size``, ``bench``, ``export`` and ``synth``.
 """
 
 from __future__ import annotations
@@ -38,12 +38,9 @@ STRIDE = 32  # the network's largest output stride: every bucket side is a multi
 # Bucket aspect ratios, width:height. The shapes photos come in: 2:1 (Cityscapes, the paper's
 # inputs) and 16:9 (video, dash cams, phone screenshots), 3:2 (DSLR and mirrorless sensors), 4:3
 # (phone cameras, CamVid), 1:1 (square crops), and the same ones upright, as phones shoot them.
-# 2:1 and 1:2 are the extremes: phones' 19.5:9 and 20:9 go to 2:1 (9% off), panoramas clamp.
+# 2:1 and 1:2 are the extremes: phones' 19.5:9 and 20:9 go to 2:1 (8-11% off), panoramas clamp.
 # Nine buckets, so at most nine compiled graphs per budget and backend.
 ASPECTS: tuple[tuple[int, int], ...] = ((1, 2), (9, 16), (2, 3), (3, 4), (1, 1), (4, 3), (3, 2), (16, 9), (2, 1))
-
-SIZE_HELP = "half (512*1024 pixels), full (1024*2048 pixels), native (the image's own size) or HxW (exactly that)"
-
 
 @dataclass(frozen=True)
 class RunPlan:
