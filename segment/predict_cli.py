@@ -37,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders (searched recursively) or glob patterns such as 'photos/**/*.jpg'")
     parser.add_argument("--out", required=True, type=Path, help="folder for the PNGs (created if missing)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint written by 'segment train' (default: the bundled demo model)")
+    add_model_arguments(parser)
     parser.add_argument("--size", default="half",
                         help="model input: half or full (pixel budgets of 512*1024 and 1024*2048: each image keeps "
                              "its aspect ratio, in one of a few shape buckets; 2:1 images run at exactly 512x1024 / "
@@ -57,12 +56,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"refuse images larger than this many pixels (default: {DEFAULT_MAX_PIXELS:,})")
 
 
-def load_predictor(checkpoint: str | Path | None, backend: str | None = None):
-    """The one Predictor of the CLI and the demo (``backend=None`` lets the Predictor choose)."""
+def add_model_arguments(parser: argparse.ArgumentParser, model_help: str = "bundled model") -> None:
+    """``--checkpoint`` and ``--model``: which weights (shared by ``segment predict`` and ``segment demo``)."""
+    from segment.bundled import DEFAULT_MODEL, MODELS
+
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint written by 'segment train' (default: the bundled model named by --model)")
+    parser.add_argument("--model", choices=list(MODELS), default=None,
+                        help=f"{model_help}: " + "; ".join(f"{m.name} = {m.label} ({m.paper_row})"
+                                                            for m in MODELS.values())
+                             + f" (default: {DEFAULT_MODEL}; not together with --checkpoint)")
+
+
+def load_predictor(checkpoint: str | Path | None, backend: str | None = None, model: str | None = None):
+    """The one Predictor of the CLI and the demo: ``checkpoint``, or else the bundled ``model``
+    (``segment.bundled``; default large). ``backend=None`` lets the Predictor choose."""
+    from segment.bundled import resolve_checkpoint
     from segment.predict import Predictor
 
     kwargs = {} if backend is None else {"backend": backend}
-    return Predictor.from_checkpoint(checkpoint, **kwargs)
+    return Predictor.from_checkpoint(resolve_checkpoint(checkpoint, model), **kwargs)
 
 
 @dataclass
@@ -153,10 +166,12 @@ def render(fmt: str, image, labels, palette, opacity: float):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from segment.bundled import check_choice
     from segment.errors import UserError
     from segment.images import ImageError, read_image, write_png
     from segment.sizes import parse_size
 
+    check_choice(args.checkpoint, args.model)
     size = parse_size(args.size, error=f"--size {args.size!r}: use half, full, native or HxW such as 768x1536")
     if not 0.0 <= args.opacity <= 1.0:
         raise UserError(f"--opacity {args.opacity}: must be between 0 and 1")
@@ -166,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"segment predict: {f.source}: {f.reason}", file=sys.stderr)
         raise UserError("no images to segment; pass image files, folders or glob patterns")
     backend = args.backend or ("torch" if size == "native" else "auto")
-    predictor = load_predictor(args.checkpoint, backend)
+    predictor = load_predictor(args.checkpoint, backend, model=args.model)
     if args.fmt == "labelid" and len(predictor.classes) != 19:
         raise UserError(f"--format labelid needs a model with the 19 Cityscapes train classes; "
                         f"{predictor.name} has {len(predictor.classes)}: use --format trainid")

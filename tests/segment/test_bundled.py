@@ -1,9 +1,16 @@
-"""The bundled demo checkpoint and the guard records shipped beside it."""
+"""The bundled checkpoints: the registry (large, small), the shipped files, the guard records beside them."""
 
 import json
 
+import pytest
+
+from segment import bundled
 from segment.bundled import DEFAULT_CHECKPOINT
+from segment.checkpoint import load_checkpoint
+from segment.config import ModelConfig
+from segment.errors import UserError
 from segment.predict import MIN_AGREEMENT, Predictor, guard_file_for
+from segment.presets import get_preset
 
 
 def test_shipped_guard_records_belong_to_the_shipped_weights():
@@ -24,3 +31,59 @@ def test_shipped_guard_records_belong_to_the_shipped_weights():
     for size in ((512, 1024), (1024, 2048)):
         assert by["openvino", "mixed", size]["agreement"] >= MIN_AGREEMENT
     assert by["openvino", "bf16", (1024, 2048)]["agreement"] < MIN_AGREEMENT
+
+
+# -- the registry: large (default) and small ------------------------------------------------------
+
+def test_registry_names_the_papers_two_models():
+    assert list(bundled.MODELS) == ["large", "small"] and bundled.DEFAULT_MODEL == "large"
+    large, small = bundled.get_model("large"), bundled.get_model("small")
+    assert (large.file, large.paper_row, large.preset) == ("camvid_mnv3_lraspp.pt", "Table 7 row 8", "T7-8")
+    assert (small.file, small.paper_row, small.preset) == ("camvid_mnv3small_lraspp.pt", "Table 7 row 11", "T7-11")
+    assert "Large" in large.label and "Small" in small.label
+    assert get_preset(large.preset).config.backbone == "mobilenet_v3_large"
+    assert get_preset(small.preset).config.backbone == "mobilenet_v3_small"
+    # The large model ships; it is the default everywhere (Predictor.from_checkpoint(None) included).
+    assert bundled.checkpoint_for("large") == bundled.default_checkpoint() == DEFAULT_CHECKPOINT
+    assert bundled.resolve_checkpoint(None, None) == DEFAULT_CHECKPOINT
+    assert bundled.available()[0].name == "large"
+
+
+@pytest.mark.parametrize("model", [m for m in bundled.MODELS.values() if m.is_present()], ids=lambda m: m.name)
+def test_each_shipped_file_holds_its_papers_architecture(model):
+    config = ModelConfig.from_dict(load_checkpoint(model.path)["model_config"])
+    paper = get_preset(model.preset).config
+    for field in ("backbone", "width_mult", "output_stride", "rf2", "head", "head_channels"):
+        assert getattr(config, field) == getattr(paper, field), field
+
+
+def test_registry_resolves_the_files_present(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
+    assert bundled.available() == []
+    (tmp_path / "camvid_mnv3small_lraspp.pt").write_bytes(b"weights")
+    assert [m.name for m in bundled.available()] == ["small"]
+    assert bundled.checkpoint_for("small") == tmp_path / "camvid_mnv3small_lraspp.pt"
+    assert bundled.resolve_checkpoint(None, "small") == tmp_path / "camvid_mnv3small_lraspp.pt"
+    # The default is missing here: the message names its file and what to do instead.
+    with pytest.raises(UserError) as info:
+        bundled.resolve_checkpoint(None, None)
+    message = str(info.value)
+    assert str(tmp_path / "camvid_mnv3_lraspp.pt") in message and "Table 7 row 8" in message
+    assert "--checkpoint PATH" in message and "--model small" in message
+
+
+def test_missing_small_model_names_its_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
+    (tmp_path / "camvid_mnv3_lraspp.pt").write_bytes(b"weights")
+    assert [m.name for m in bundled.available()] == ["large"]
+    with pytest.raises(UserError, match="camvid_mnv3small_lraspp.pt, which is missing") as info:
+        bundled.checkpoint_for("small")
+    assert "--model large" in str(info.value) and "--checkpoint PATH" in str(info.value)
+
+
+def test_unknown_name_and_both_options_refused(tmp_path):
+    with pytest.raises(UserError, match="unknown bundled model 'medium'; choose one of large, small"):
+        bundled.checkpoint_for("medium")
+    with pytest.raises(UserError, match="pass only one"):
+        bundled.resolve_checkpoint(tmp_path / "x.pt", "small")
+    assert bundled.resolve_checkpoint(tmp_path / "x.pt", None) == tmp_path / "x.pt"  # --checkpoint alone: as given

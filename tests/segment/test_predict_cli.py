@@ -229,3 +229,37 @@ def test_half_keeps_each_photos_aspect_ratio_and_says_where_it_ran(tmp_path, che
     for shape in ("608x832 (half, 4:3 bucket) for 1 image", "512x1024 (half, 2:1 bucket) for 1 image",
                   "832x608 (half, 3:4 bucket) for 1 image"):
         assert shape in err
+
+
+def test_model_small_uses_the_bundled_small_checkpoint(tmp_path, checkpoint, monkeypatch, capsys):
+    """``--model small`` segments with the registry's small file (here: a tiny checkpoint made by the test)."""
+    import shutil
+
+    from segment import bundled
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    small = shutil.copy(checkpoint, weights / bundled.get_model("small").file)
+    monkeypatch.setattr(bundled, "WEIGHTS_DIR", weights)
+    (src,) = photos(tmp_path / "in", ["street.jpg"])
+    assert predict("--model", "small", src, "--out", tmp_path / "out", "--format", "trainid", "--size", "64x128") == 0
+    labels = Predictor.from_checkpoint(small).predict(np.asarray(Image.open(src)), size=(64, 128)).labels
+    assert (np.asarray(Image.open(tmp_path / "out" / "street_trainIds.png")) == labels).all()
+    capsys.readouterr()
+
+    # The large file is not in this folder: asking for it names the file and the way out.
+    assert predict("--model", "large", src, "--out", tmp_path / "out2") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("segment predict: error: the bundled large model") and "\n" not in err
+    assert "camvid_mnv3_lraspp.pt, which is missing" in err and "--model small" in err
+    assert not (tmp_path / "out2").exists()
+
+
+def test_model_and_checkpoint_together_refused(tmp_path, checkpoint, capsys):
+    (src,) = photos(tmp_path / "in", ["street.jpg"])
+    assert predict("--model", "small", "--checkpoint", checkpoint, src, "--out", tmp_path / "out") == 2
+    assert "pass only one" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: not a choice
+        predict("--model", "medium", src, "--out", tmp_path / "out")
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'medium'" in capsys.readouterr().err
