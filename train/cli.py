@@ -22,6 +22,7 @@ _FIELDS = {
     "threads": "threads", "workers": "workers", "seed": "seed", "out": "out", "eval_every": "eval_every",
     "ckpt_every": "ckpt_every", "log_every": "log_every", "eval_size": "eval_size", "val_limit": "val_limit",
     "bn_recalib_batches": "bn_recalib_batches", "init_weights": "init_weights", "extra_train": "extra_train",
+    "data_on_device": "data_on_device",
 }
 
 
@@ -55,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-scale", action=argparse.BooleanOptionalAction, default=None,
                    help="draw the scale log-uniformly over --scale (default: uniformly)")
     g.add_argument("--workers", type=int, help="DataLoader workers per process")
+    g.add_argument("--data-on-device", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode the training set once onto the training device and augment it there, batched "
+                   "(every process holds all of it; refused if it does not fit); evaluation keeps the loader")
     g.add_argument("--extra-train", action="append", metavar="NAME:ROOT",
                    help="another training set concatenated to the main one (repeatable), e.g. synthetic:runs/synth; "
                    "same label space required")

@@ -8,6 +8,7 @@ transform object, so reseeding it reseeds whichever part the sample comes from.
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,11 @@ class ConcatTrainSet(ConcatDataset):
     @property
     def transform(self):
         return self.datasets[0].transform
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The untransformed pair of sample ``index``, from the part that holds it (``--data-on-device``)."""
+        part = bisect.bisect_right(self.cumulative_sizes, index)
+        return self.datasets[part].load(index - (self.cumulative_sizes[part - 1] if part else 0))
 
     def to_train_ids(self, label: np.ndarray, label_path: Path) -> np.ndarray:
         return self._owner[str(label_path)].to_train_ids(label, label_path)

@@ -22,6 +22,7 @@ class TrainConfig:
     hflip: bool = True  # random horizontal flip
     eval_size: str = "native"  # image size the model sees at evaluation: native | half | full | HxW
     workers: int = 4  # DataLoader worker processes per rank
+    data_on_device: bool = False  # hold the training set on the device, augment it there (train.device_data)
     extra_train: tuple[str, ...] = ()  # more training sets "NAME:ROOT" (their train_split), concatenated to the main one
     # --- model
     preset: str = "default"  # segment.presets name ("default" = Table 7 row 8)

@@ -190,14 +190,19 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
     space = train_set.label_space
     sampler = EpochSampler(size=len(train_set), global_batch=cfg.batch, rank=info.rank,
                            world_size=info.world_size, seed=cfg.seed)
-    loader = DataLoader(
-        SeededDataset(train_set), batch_size=sampler.local_batch, sampler=sampler, num_workers=cfg.workers,
-        pin_memory=device.type == "cuda", drop_last=True, persistent_workers=cfg.workers > 0,
-        worker_init_fn=worker_init_fn,
-        # Our augmentation is seeded per sample (train.sampling); a private generator
-        # keeps the loader from drawing on the global torch RNG.
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    if cfg.data_on_device:
+        from train.device_data import device_loader
+
+        loader = device_loader(cfg, train_set, sampler=sampler, device=device, main_rank=info.is_main)
+    else:
+        loader = DataLoader(
+            SeededDataset(train_set), batch_size=sampler.local_batch, sampler=sampler, num_workers=cfg.workers,
+            pin_memory=device.type == "cuda", drop_last=True, persistent_workers=cfg.workers > 0,
+            worker_init_fn=worker_init_fn,
+            # Our augmentation is seeded per sample (train.sampling); a private generator
+            # keeps the loader from drawing on the global torch RNG.
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
     val_loader = None
     if val_set is not None:
         val_loader = DataLoader(val_set, batch_size=1, num_workers=min(cfg.workers, 2), worker_init_fn=worker_init_fn,
@@ -288,8 +293,9 @@ def _run(cfg: TrainConfig, *, device, info: DistInfo, resume, stop_at, command) 
         bn_sampler = EpochSampler(size=len(train_set), global_batch=cfg.batch, rank=info.rank,
                                   world_size=info.world_size, seed=cfg.seed + 1)
         bn_sampler.set_epoch(iteration)
-        bn_loader = DataLoader(SeededDataset(train_set), batch_size=bn_sampler.local_batch, sampler=bn_sampler,
-                               num_workers=0, drop_last=True)
+        bn_loader = loader.with_sampler(bn_sampler) if cfg.data_on_device else DataLoader(
+            SeededDataset(train_set), batch_size=bn_sampler.local_batch, sampler=bn_sampler, num_workers=0,
+            drop_last=True)
         for i, batch in enumerate(bn_loader):
             if i >= cfg.bn_recalib_batches:
                 break
