@@ -54,6 +54,12 @@ from serve.segmentation import (  # noqa: E402
 )
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+# Shown under the examples (three CamVid val frames, serve/examples/README.md).
+EXAMPLES_CREDIT = (
+    "Example photos: CamVid, Brostow, Fauqueur, Cipolla, \"Semantic object classes in video: "
+    "A high-definition ground truth database\", *Pattern Recognition Letters*, 2009; "
+    "the 360x480 release of the SegNet tutorial (Badrinarayanan, Kendall, Cipolla). For research use."
+)
 API_NAME = "segment"
 
 
@@ -121,51 +127,109 @@ def _user_error(message: str) -> gr.Error:
     return gr.Error(html.escape(message), title="Cannot segment this file", print_exception=False)
 
 
-class DemoHandlers:
-    """The functions the page's events call, bound to one predictor and its limits."""
+@dataclass
+class DemoModel:
+    """One model the page offers: ``key`` is the API's value for it, ``label`` and ``note`` what the page shows."""
 
-    def __init__(self, *, predictor, settings: DemoSettings) -> None:
-        self.predictor = predictor
+    key: str  # "large", "small" (segment.bundled), or a checkpoint's name
+    label: str  # "MobileNetV3-Small"
+    predictor: object  # segment.predict.Predictor
+    note: str = ""  # "Table 7 row 11"
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} ({self.note})" if self.note else self.label
+
+    @classmethod
+    def of(cls, predictor) -> "DemoModel":
+        """A model known only by its predictor (``segment demo --checkpoint``): named by its checkpoint."""
+        return cls(key=predictor.name, label=predictor.name, predictor=predictor)
+
+
+class DemoHandlers:
+    """The functions the page's events call, bound to the page's models (one or more) and its limits.
+
+    ``models``: the first is the default (selected when the page opens, and the one
+    an API call without a model runs); ``predictor`` alone is one model.
+    """
+
+    def __init__(self, *, predictor=None, settings: DemoSettings, models: list[DemoModel] | None = None) -> None:
+        if models is None:
+            if predictor is None:
+                raise TypeError("DemoHandlers needs a predictor or models")
+            models = [DemoModel.of(predictor)]
+        if not models or len({m.key for m in models}) != len(models):
+            raise ValueError(f"models need distinct keys: {[m.key for m in models]}")
+        self.models: dict[str, DemoModel] = {m.key: m for m in models}
+        self.default_model = models[0].key
+        self.predictor = models[0].predictor  # the default model's
         self.settings = settings
         self.max_bytes = int(settings.max_upload_mb * 1024 * 1024)
-        # One forward pass at a time: see DemoSettings.concurrency. It also makes the
-        # first request at a size (which may export and measure backends for
+        # One forward pass at a time, whichever the model: see DemoSettings.concurrency. It also
+        # makes the first request at a size (which may export and measure backends for
         # backend="auto") happen once, not once per waiting request.
         self.model_lock = threading.Lock()
+        # The latest model time (ms) of each model at each run shape, requests and preparation alike:
+        # what the page compares ("Small 18 ms, Large 52 ms at 608x832"). Shapes: a few buckets per size.
+        self.model_ms: dict[tuple[int, int], dict[str, float]] = {}
+        self._prepared: set[tuple[str, str, str]] = set()  # (model, resolution, aspect) already warmed up
         self._stop = threading.Event()  # set by stop_background
         self._background: list[threading.Thread] = []
 
-    def warm_up(self, resolution: str, aspect: str = "2:1") -> float:
-        """Run the model once at ``resolution`` for a photo of ``aspect`` (builds/selects the
-        backend of that shape bucket, see segment.sizes); returns seconds taken."""
+    def model_for(self, key: str | None) -> DemoModel:
+        if key in (None, ""):
+            return self.models[self.default_model]
+        if key not in self.models:
+            raise _user_error(f"model must be one of {', '.join(self.models)}, not {key!r}")
+        return self.models[key]
+
+    def _record(self, key: str, prediction) -> None:
+        self.model_ms.setdefault(tuple(prediction.input_size), {})[key] = prediction.model_ms
+
+    def warm_up(self, resolution: str, aspect: str = "2:1", model: str | None = None) -> float:
+        """Run ``model`` (default: the default model) at ``resolution`` for a photo of ``aspect``:
+        builds/selects the backend of that shape bucket (see segment.sizes); returns seconds taken.
+        A second, timed run gives the page that model's time at that shape before any request."""
         import time
 
         from segment.sizes import buckets
 
+        entry = self.model_for(model)
         start = time.perf_counter()
         shape = buckets(resolution)[aspect]
+        blank = np.zeros((*shape, 3), np.uint8)
         with self.model_lock:
-            self.predictor.predict(np.zeros((*shape, 3), np.uint8), size=resolution)
-        return time.perf_counter() - start
+            entry.predictor.predict(blank, size=resolution)
+            seconds = time.perf_counter() - start
+            self._record(entry.key, entry.predictor.predict(blank, size=resolution))
+        self._prepared.add((entry.key, resolution, aspect))
+        return seconds
 
     def prepare_in_background(self, resolutions: list[str], aspects=None, *, report=print) -> threading.Thread:
-        """Prepare the common shape buckets (``DemoSettings.prepare_aspects``) one at a time in a
-        background thread, once the page is up: a first photo of those shapes then does not wait
-        for its backend to be exported and compiled. Each takes the model lock, so a request
-        waits at most for one bucket."""
+        """Prepare, once the page is up, what the warm-up before it left out: at each of
+        ``resolutions``, every model's 2:1 bucket and the common shape buckets
+        (``DemoSettings.prepare_aspects``), one at a time in a background thread, the default
+        model first. A first photo of those shapes, or a first request to another model, then
+        does not wait for its backend to be exported and compiled. Each takes the model lock, so
+        a request waits at most for one bucket."""
         aspects = self.settings.prepare_aspects if aspects is None else aspects
+        several = len(self.models) > 1
 
         def work() -> None:
             for resolution in resolutions:
-                for aspect in aspects:
-                    if self._stop.is_set():
-                        return
-                    try:
-                        seconds = self.warm_up(resolution, aspect)
-                    except Exception as exc:  # a bucket that fails here fails again, visibly, on its first request
-                        report(f"segment demo: could not prepare {resolution} {aspect}: {exc}")
-                        continue
-                    report(f"segment demo: prepared {resolution} for {aspect} photos in {seconds:.1f} s")
+                for entry in self.models.values():
+                    for aspect in ("2:1", *aspects):
+                        if (entry.key, resolution, aspect) in self._prepared:
+                            continue
+                        if self._stop.is_set():
+                            return
+                        which = f" ({entry.label})" if several else ""
+                        try:
+                            seconds = self.warm_up(resolution, aspect, entry.key)
+                        except Exception as exc:  # a bucket that fails here fails again, visibly, on its first request
+                            report(f"segment demo: could not prepare {resolution} {aspect}{which}: {exc}")
+                            continue
+                        report(f"segment demo: prepared {resolution} for {aspect} photos{which} in {seconds:.1f} s")
 
         thread = threading.Thread(target=work, name="prepare-buckets", daemon=True)
         self._background.append(thread)
@@ -195,16 +259,21 @@ class DemoHandlers:
         except ImageError as exc:
             raise _user_error(str(exc)) from None
 
-    def segment(self, image: Upload | None, resolution: str):
-        """The ``segment`` API: (image, "half"|"full") -> overlay, map, legend, summary, files, JSON."""
+    def segment(self, image: Upload | None, resolution: str, model: str | None = None):
+        """The ``segment`` API: (image, "half"|"full"[, model]) -> overlay, map, legend, summary, files, JSON.
+
+        ``model``: a key of ``self.models`` ("large", "small"); left out, the default model runs."""
         upload = image
         if upload is None:
             return (None,) * 8
         if resolution not in RESOLUTIONS:
             raise _user_error(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
+        entry = self.model_for(model)
         image = self.load(upload)
         with self.model_lock:
-            result = segment_photo(self.predictor, image, resolution=resolution, max_side=self.settings.max_side)
+            result = segment_photo(entry.predictor, image, resolution=resolution, max_side=self.settings.max_side)
+            self._record(entry.key, result.prediction)
+            times = dict(self.model_ms[tuple(result.prediction.input_size)])
         # Every image the page shows is a file written here, once, under a fresh
         # folder: Gradio's own saving of returned arrays writes to a path named by
         # the content's hash, non-atomically, so two identical results at once
@@ -215,16 +284,39 @@ class DemoHandlers:
         labels = write_png(folder / f"{stem}_trainIds.png", result.labels)
         np.save(folder / "photo.npy", result.photo)  # for re-blending at another opacity, without a re-run
         overlay = _write_overlay(folder, stem, result.overlay(DEFAULT_OPACITY))
+        summary = summary_markdown(result, entry.title)
+        details = summary_dict(result, entry.predictor.name)
+        details["model_choice"] = entry.key
+        if len(self.models) > 1:
+            summary += "\n\n" + self.compare_markdown(entry.key, result.prediction, times)
+            details["model_ms_at_this_size"] = {k: round(v, 2) for k, v in times.items()}
         return (
             str(overlay),
             str(color),
             legend_html(result.legend),
-            summary_markdown(result, self.predictor.name),
+            summary,
             str(color),
             str(labels),
-            summary_dict(result, self.predictor.name),
+            details,
             {"folder": str(folder), "stem": stem},  # session state: paths only, a few bytes per user
         )
+
+    def compare_markdown(self, key: str, prediction, times: dict[str, float]) -> str:
+        """Each model's latest model time at this request's run shape, on this server: how much
+        faster one is than another, without running both on every request."""
+        h, w = prediction.input_size
+        parts = []
+        for other in self.models.values():
+            ms = times.get(other.key)
+            text = f"{html.escape(other.label)} " + ("not run at this size yet: pick it to compare" if ms is None
+                                                      else f"{ms:.0f} ms")
+            parts.append(f"**{text}** (this request)" if other.key == key else text)
+        line = f"Model time at {h}x{w}, latest run of each model on this server: " + " · ".join(parts)
+        known = sorted((ms, m.label) for m in self.models.values() if (ms := times.get(m.key)) is not None)
+        if len(known) >= 2 and known[0][0] > 0:
+            (fast_ms, fast), (slow_ms, slow) = known[0], known[-1]
+            line += f". {html.escape(fast)} is {slow_ms / fast_ms:.1f}x faster than {html.escape(slow)} here."
+        return line
 
     def reblend(self, state: dict | None, opacity: float):
         """The overlay at another opacity, from the files of the last result (no model run)."""
@@ -255,37 +347,55 @@ def _write_overlay(folder: Path, stem: str, overlay: np.ndarray) -> Path:
 CSS = """
 .legend { border-collapse: collapse; width: 100%; }
 .legend td, .legend th { padding: 2px 8px; }
+.credit, .credit p { font-size: 0.8em; opacity: 0.8; }
 .swatch { display: inline-block; width: 1.2em; height: 1.2em; border: 1px solid #8886; vertical-align: middle; }
 """
 
 
-def build_app(*, predictor, settings: DemoSettings | None = None, examples: list[Path] | None = None,
-              handlers: DemoHandlers | None = None) -> gr.Blocks:
-    """The demo page; launch it with ``launch_app`` (which sets the file-access rules)."""
+def build_app(*, predictor=None, settings: DemoSettings | None = None, examples: list[Path] | None = None,
+              handlers: DemoHandlers | None = None, models: list[DemoModel] | None = None) -> gr.Blocks:
+    """The demo page; launch it with ``launch_app`` (which sets the file-access rules).
+
+    The models: ``handlers``' own, else ``models`` (the first is the default), else ``predictor``
+    alone. With more than one the page shows a choice; with one it names the model."""
     settings = settings or DemoSettings()
-    handlers = handlers or DemoHandlers(predictor=predictor, settings=settings)
+    handlers = handlers or DemoHandlers(predictor=predictor, settings=settings, models=models)
+    models = list(handlers.models.values())
+    default = handlers.models[handlers.default_model]
     examples = list_examples() if examples is None else examples
+    if len(models) == 1:
+        which = f"model **{html.escape(default.title)}**"
+        if default.predictor.name != default.label:
+            which += f" (`{html.escape(default.predictor.name)}`)"
+    else:
+        which = (f"{len(models)} models: " + " and ".join(f"**{html.escape(m.title)}**" for m in models)
+                 + " (pick one under the photo; each result compares their times)")
     with gr.Blocks(title="Street-scene segmentation", analytics_enabled=False,
                    delete_cache=(settings.cache_age_s, settings.cache_age_s)) as demo:
         gr.Markdown(
             "# Street-scene segmentation\n"
-            f"MobileNetV3 + LR-ASPP (Howard et al., 2019), model **{html.escape(predictor.name)}**, "
-            f"{len(predictor.classes)} classes. Upload a street photo (JPEG, PNG or WebP, up to "
+            f"MobileNetV3 + LR-ASPP (Howard et al., 2019), {len(default.predictor.classes)} classes, {which}. "
+            f"Upload a street photo (JPEG, PNG or WebP, up to "
             f"{settings.max_upload_mb:g} MB and {settings.max_pixels / 1e6:.0f} megapixels)."
         )
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
                 photo = photo_input(label="Street photo", sources=["upload", "clipboard"], elem_id="photo")
+                # Hidden with one model: still an input, so the API's optional third argument exists.
+                model = gr.Radio([(m.title, m.key) for m in models], value=default.key, label="Model",
+                                 elem_id="model", visible=len(models) > 1)
                 resolution = gr.Radio([(label, key) for key, label in RESOLUTIONS.items()], value="half",
                                       label="Model resolution", elem_id="resolution")
                 run = gr.Button("Segment", variant="primary", elem_id="run")
                 opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Overlay opacity",
                                     elem_id="opacity")
                 if examples:
+                    camvid = any(p.name.startswith("camvid_") for p in examples)
                     gr.Examples([[str(p), "half"] for p in examples], inputs=[photo, resolution],
-                                label="Examples: synthetic street scenes (drawn, not photographed; "
-                                      "a model trained on real photos segments them poorly, try your own photo)")
+                                label="Examples: CamVid street photos (click one)" if camvid else "Examples")
+                    if camvid:
+                        gr.Markdown(EXAMPLES_CREDIT, elem_id="examples-credit", elem_classes=["credit"])
             with gr.Column(scale=2):
                 overlay = gr.Image(label="Overlay", type="filepath", interactive=False, elem_id="overlay")
                 segmap = gr.Image(label="Segmentation map", type="filepath", interactive=False, elem_id="segmap")
@@ -300,13 +410,14 @@ def build_app(*, predictor, settings: DemoSettings | None = None, examples: list
                     details = gr.JSON(label="Details", elem_id="details")
 
         outputs = [overlay, segmap, legend, summary, color_file, label_file, details, state]
-        common = dict(fn=handlers.segment, inputs=[photo, resolution], outputs=outputs,
+        common = dict(fn=handlers.segment, inputs=[photo, resolution, model], outputs=outputs,
                       concurrency_limit=settings.concurrency, concurrency_id="model")
         then = dict(fn=handlers.reblend, inputs=[state, opacity], outputs=overlay, api_visibility="private")
         run.click(api_name=API_NAME, **common).then(**then)
-        # Uploading, picking an example or switching resolution re-runs at once.
+        # Uploading, picking an example or switching resolution or model re-runs at once.
         photo.change(api_visibility="private", **common).then(**then)
         resolution.change(api_visibility="private", **common).then(**then)
+        model.change(api_visibility="private", **common).then(**then)
         opacity.change(**then, queue=False, trigger_mode="always_last")  # dragging: only the last value waits
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return demo

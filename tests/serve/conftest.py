@@ -24,13 +24,14 @@ from segment.model import build_model
 from segment.predict import Predictor
 from segment.presets import get_preset
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "serve" / "examples").glob("*.jpg"))
+# A 1024x512 drawn street scene (data.synthetic): 2:1, so "half" runs at exactly 512x1024.
+STREET_JPEG = Path(__file__).resolve().parent / "data" / "synthetic_street_1024x512.jpg"
 
 
-def write_small_checkpoint(path: Path) -> Path:
+def write_small_checkpoint(path: Path, seed: int = 0) -> Path:
     """The 'small' preset (T7-11) with random weights and the Cityscapes label space."""
     config = get_preset("small").config
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_model(config)
     save_checkpoint(path, make_checkpoint(model=model, config=config, classes=CITYSCAPES_CLASSES,
                                           palette=CITYSCAPES_PALETTE, mean=[0.485, 0.456, 0.406],
@@ -51,6 +52,12 @@ def png_declaring_size(width: int, height: int) -> bytes:
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory) -> Path:
     return write_small_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.pt")
+
+
+@pytest.fixture(scope="session")
+def checkpoint_writer():
+    """``write_small_checkpoint(path, seed=0)`` for tests that need more than one model."""
+    return write_small_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +102,7 @@ def client(demo_server, tmp_path):
 
 @pytest.fixture
 def street_jpeg() -> Path:
-    return EXAMPLES[0]
+    return STREET_JPEG
 
 
 @pytest.fixture

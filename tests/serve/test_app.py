@@ -24,12 +24,15 @@ def get(url: str) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
-def test_api_endpoint_is_named_segment_and_takes_image_and_resolution(client):
+def test_api_endpoint_is_named_segment_and_takes_image_and_resolution(client, predictor):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert list(endpoints) == [f"/{API_NAME}"]  # internal events are private
     params = endpoints[f"/{API_NAME}"]["parameters"]
-    assert [(p["parameter_name"], p["component"]) for p in params] == [("image", "Image"), ("resolution", "Radio")]
+    assert [(p["parameter_name"], p["component"]) for p in params] == [
+        ("image", "Image"), ("resolution", "Radio"), ("model", "Radio")]
     assert params[1]["type"]["enum"] == ["half", "full"]
+    # The model is an optional trailing argument: (image, resolution) calls keep working.
+    assert params[2]["parameter_has_default"] and params[2]["parameter_default"] == predictor.name
 
 
 @pytest.mark.parametrize("resolution", ["half", "full"])

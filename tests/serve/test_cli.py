@@ -94,3 +94,40 @@ def test_checkpoint_with_code_is_refused_not_run(tmp_path, capsys):
     assert main(["demo", "--checkpoint", str(evil)]) == 2
     assert "unsafe pickle" in capsys.readouterr().err
     assert not marker.exists()  # weights_only=True never ran the payload
+
+
+def test_bundled_models_are_offered_default_first(tmp_path, monkeypatch, checkpoint_writer, capsys):
+    """Without --checkpoint the page offers every bundled model present, --model (default large) first."""
+    import argparse
+
+    from segment import bundled
+    from segment.errors import UserError
+    from serve.cli import _load_models
+
+    def args(**given):
+        return argparse.Namespace(**{"checkpoint": None, "model": None, "backend": "torch", **given})
+
+    monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(UserError, match="camvid_mnv3_lraspp.pt, which is missing"):
+        _load_models(args())
+    large = checkpoint_writer(tmp_path / "camvid_mnv3_lraspp.pt")
+    models, files = _load_models(args())
+    assert [(m.key, m.title) for m in models] == [("large", "MobileNetV3-Large (Table 7 row 8)")] and files == [large]
+    with pytest.raises(UserError, match="camvid_mnv3small_lraspp.pt, which is missing"):
+        _load_models(args(model="small"))
+
+    small = checkpoint_writer(tmp_path / "camvid_mnv3small_lraspp.pt", seed=1)
+    models, files = _load_models(args())
+    assert [(m.key, m.title) for m in models] == [("large", "MobileNetV3-Large (Table 7 row 8)"),
+                                                  ("small", "MobileNetV3-Small (Table 7 row 11)")]
+    assert [m.predictor.name for m in models] == ["camvid_mnv3_lraspp", "camvid_mnv3small_lraspp"]
+    assert files == [large, small]
+    models, files = _load_models(args(model="small"))
+    assert [m.key for m in models] == ["small", "large"] and files == [small, large]
+    # --checkpoint: that model alone, named by its file.
+    models, files = _load_models(args(checkpoint=small))
+    assert [(m.key, m.title) for m in models] == [("camvid_mnv3small_lraspp", "camvid_mnv3small_lraspp")]
+    # Both: one line, exit 2.
+    assert main(["demo", "--model", "small", "--checkpoint", str(small)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("segment demo: error:") and "pass only one" in err and "\n" not in err
