@@ -7,11 +7,18 @@ and thread count are timed round-robin (run 1 of each, then run 2 of each,
 ...), so a noisy neighbour slows them all alike and the ratio to the peer
 (torchvision ``lraspp_mobilenet_v3_large``, random init, eager fp32, always in
 the same run) stays meaningful when absolute times do not.
+
+The same torchvision model also runs as a user deploying it through a fast
+engine would (``openvino_peer_configs``): one OpenVINO graph, uint8 image in,
+labels out, at fp32 and at bf16 where the CPU has it; ``peer_ratio_ov`` is the
+faster of those requests over ours. On by default when OpenVINO is installed
+(``--no-peer-openvino`` skips it).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -25,7 +32,12 @@ import numpy as np
 PEERS = {
     "torchvision": "torchvision_lraspp",
     "smp": "smp_deeplabv3plus_mobilenetv2",
+    # The same torchvision model, deployed through OpenVINO. A model name of its own, so that
+    # per-model summaries ('segment report') keep the eager peer's time apart from this one.
+    "openvino": "torchvision_lraspp_openvino",
 }
+PEER_SEED = 0  # the peers' random init: one set of weights for every peer row, and a cacheable export
+PEER_GRAPH_VERSION = 1  # part of the OpenVINO peer's cache key: bump when _peer_graph_class's graph changes
 
 
 @dataclass
@@ -53,8 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", action="append", type=int, default=[], help="threads (repeatable; default: 1 and all)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per configuration (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
-    parser.add_argument("--peer", action="append", default=[], choices=["smp"],
-                        help="add a second peer: smp = segmentation-models-pytorch DeepLabV3+ MobileNetV2 (random init)")
+    parser.add_argument("--peer", action="append", default=[], choices=["smp", "openvino"],
+                        help="add a peer: smp = segmentation-models-pytorch DeepLabV3+ MobileNetV2 (random init); "
+                             "openvino = the torchvision peer through OpenVINO, fp32 and bf16 (on by default when "
+                             "OpenVINO is installed; naming it makes a missing OpenVINO an error)")
+    parser.add_argument("--no-peer-openvino", action="store_true",
+                        help="skip the OpenVINO rows of the torchvision peer (and peer_ratio_ov)")
     parser.add_argument("--torch-compile", action="store_true", help="also measure torch fp32 under torch.compile")
     parser.add_argument("--cache-dir", help="where exported models are cached (default ~/.cache/mnv3-lraspp)")
     parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: synthetic scenes)")
@@ -101,27 +117,53 @@ def bench_input(size: str | tuple[int, int], path: str | None = None):
 
 
 def _peer_model(kind: str):
+    """(model, its output's logits): random init from ``PEER_SEED``, the global RNG left as it was.
+
+    The torchvision peer's BN statistics are measured on synthetic street scenes, as a
+    preset's are (``Predictor.from_preset``): with the default ones (mean 0, var 1) it
+    predicts one class everywhere, and its OpenVINO rows would "agree" with it whatever
+    they computed. Eval-mode BN costs the same either way.
+    """
     import torch
 
-    if kind == "torchvision":
-        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(PEER_SEED)
+        if kind == "torchvision":
+            from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
-        model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=19)
-        return model.eval(), (lambda out: out["out"])
-    import segmentation_models_pytorch as smp
+            from segment.accuracy import calibrate_batchnorm
+            from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
+            from segment.quantize import calibration_images
 
-    model = smp.DeepLabV3Plus(encoder_name="mobilenet_v2", encoder_weights=None, classes=19)
-    return model.eval(), (lambda out: out)
+            model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=19)
+            # On one thread: the statistics' sums then add up in the same order whatever the thread
+            # count, so the weights (and the cached export's key) are the same in every process.
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                calibrate_batchnorm(model, calibration_images((128, 256), count=4), mean=IMAGENET_MEAN,
+                                    std=IMAGENET_STD)
+            finally:
+                torch.set_num_threads(threads)
+            return model.eval(), (lambda out: out["out"])
+        import segmentation_models_pytorch as smp
+
+        model = smp.DeepLabV3Plus(encoder_name="mobilenet_v2", encoder_weights=None, classes=19)
+        return model.eval(), (lambda out: out)
 
 
-def peer_config(kind: str, size_name: str, size: tuple[int, int], threads: int, image: np.ndarray) -> Config:
-    """The peer as its users run it: eager fp32, numpy normalization, full-size logits, argmax."""
+def peer_config(kind: str, size_name: str, size: tuple[int, int], threads: int, image: np.ndarray,
+                built: tuple | None = None) -> Config:
+    """The peer as its users run it: eager fp32, numpy normalization, full-size logits, argmax.
+
+    ``built``: ``_peer_model(kind)``'s result, to share one model between rows.
+    """
     import torch
 
     from segment.complexity import count_madds, count_params
     from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
 
-    model, output = _peer_model(kind)
+    model, output = built or _peer_model(kind)
     mean = np.array(IMAGENET_MEAN, np.float32) * 255
     std = np.array(IMAGENET_STD, np.float32) * 255
     x = torch.from_numpy(np.ascontiguousarray(((image.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]))
@@ -140,6 +182,122 @@ def peer_config(kind: str, size_name: str, size: tuple[int, int], threads: int, 
     row = {"model": PEERS[kind], "paper_row": None, "backend": "torch", "precision": "fp32",
            "params": count_params(model), "madds": count_madds(model, size), "peer": True}
     return Config(row=_with_size(row, size_name, size, threads), model_fn=model_fn, request_fn=request_fn)
+
+
+def _peer_graph_class():
+    import torch
+    from torch import nn
+
+    class PeerGraph(nn.Module):
+        """The torchvision peer as one graph: uint8 NHWC image in, uint8 labels (1, H, W) out.
+
+        Normalization as our graph does it (``InferenceGraph._input``: in NHWC, each row one
+        (W*3)-long vector against tiled constants, then permuted), the peer's own forward
+        with its full-size bilinear resize, and the argmax, all inside the exported graph:
+        the fast deployment of that model, nothing left to numpy.
+        """
+
+        def __init__(self, model: nn.Module, mean: list[float], std: list[float]) -> None:
+            super().__init__()
+            self.model = model
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32) * 255.0)
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32) * 255.0)
+
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            n, h, w, c = image.shape
+            mean, std = self.mean.repeat(w), self.std.repeat(w)
+            x = ((image.reshape(n, h, w * c).float() - mean) / std).reshape(n, h, w, c).permute(0, 3, 1, 2)
+            return self.model(x)["out"].argmax(1).to(torch.uint8)
+
+    return PeerGraph
+
+
+def openvino_peer_ir(model, size: tuple[int, int], cache_dir: str | Path | None = None) -> Path:
+    """The OpenVINO IR of the torchvision peer's graph (``_peer_graph_class``) at ``size``, exported once and cached.
+
+    Cached like our exports: ``<cache>/peer-torchvision_lraspp/<hash of weights>/<H>x<W>/labels.ir/model.xml``.
+    """
+    import torchvision
+
+    from segment.backends.cache import default_cache_dir, model_key
+    from segment.export import export_graph_onnx, onnx_to_openvino
+    from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+    graph = _peer_graph_class()(model, list(IMAGENET_MEAN), list(IMAGENET_STD)).eval()
+    key = model_key(graph, extra={"peer": PEERS["openvino"], "graph": PEER_GRAPH_VERSION,
+                                  "torchvision": torchvision.__version__})
+    folder = Path(cache_dir or default_cache_dir()) / f"peer-{PEERS['torchvision']}" / key / f"{size[0]}x{size[1]}"
+    xml = folder / "labels.ir" / "model.xml"
+    if not xml.exists():
+        onnx_path = folder / "labels.onnx"
+        if not onnx_path.exists():
+            export_graph_onnx(graph, onnx_path, size=tuple(size), names=("image", "labels"))
+        xml = onnx_to_openvino(onnx_path, onnx_path.with_suffix(".xml"))
+    return xml
+
+
+def openvino_peer_configs(size_name: str, size: tuple[int, int], threads: int, image: np.ndarray, *,
+                          model, cache_dir: str | Path | None = None, reference: np.ndarray | None = None,
+                          params: int | None = None, madds: int | None = None) -> list[Config]:
+    """The torchvision peer through OpenVINO: fp32 (``INFERENCE_PRECISION_HINT=f32``) and bf16 where the CPU has it.
+
+    Compiled as our OpenVINO backend compiles (one stream, latency hint,
+    ``INFERENCE_NUM_THREADS=threads``) and labelled, as it is, by the precision the
+    compiled graph's convolutions really run at. The request is the whole graph:
+    ``image`` (the padded uint8 image the eager peer gets) in, labels out; the model
+    alone is the same infer call without copying the labels out. ``reference``: the
+    eager peer's labels, for ``agreement``.
+    """
+    from segment.backends.openvino_backend import _core, _precision_label
+    from segment.complexity import count_madds, count_params
+
+    core = _core()
+    ir = core.read_model(str(openvino_peer_ir(model, size, cache_dir)))
+    precisions = ["fp32"]
+    if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        precisions.append("bf16")
+    x = np.ascontiguousarray(image[None])
+    share = {"share_inputs": True, "share_outputs": True}
+    configs = []
+    for precision in precisions:
+        compiled = core.compile_model(ir, "CPU", {"INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
+                                                  "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+                                                  "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+
+        def model_fn(request=request):
+            request.infer({0: x}, **share)
+
+        def request_fn(request=request):
+            request.infer({0: x}, **share)
+            return request.get_output_tensor(0).data[0].copy()
+
+        row = {"model": PEERS["openvino"], "paper_row": None, "backend": "openvino",
+               "precision": _precision_label(compiled, precision),
+               "params": count_params(model) if params is None else params,
+               "madds": count_madds(model, size) if madds is None else madds, "peer": True}
+        if reference is not None:
+            row["agreement"] = float(np.mean(request_fn() == reference))
+        configs.append(Config(row=_with_size(row, size_name, size, threads), model_fn=model_fn, request_fn=request_fn))
+    return configs
+
+
+def _openvino_peer_wanted(args) -> bool:
+    """Whether to add the OpenVINO peer rows: by default when OpenVINO is installed."""
+    from segment.errors import UserError
+
+    named = "openvino" in args.peer
+    if getattr(args, "no_peer_openvino", False):
+        if named:
+            raise UserError("--peer openvino and --no-peer-openvino contradict each other")
+        return False
+    if importlib.util.find_spec("openvino") is None:
+        if named:
+            raise UserError("--peer openvino: OpenVINO is not installed; pip install 'mnv3-lraspp[export]' (or openvino)")
+        print("segment bench: skipping the OpenVINO rows of the torchvision peer (no peer_ratio_ov): OpenVINO is "
+              "not installed; pip install 'mnv3-lraspp[export]' (or openvino)", file=sys.stderr)
+        return False
+    return True
 
 
 def _with_size(row: dict, size_name: str, size: tuple[int, int], threads: int, plan=None) -> dict:
@@ -212,6 +370,7 @@ def collect(args) -> list[dict]:
              for s in (args.size or ["half", "full"])]
     all_threads = resolve_threads(None)
     thread_counts = sorted(set(args.threads or [1, all_threads]))
+    with_openvino_peer = _openvino_peer_wanted(args)
     subjects = _subjects(args)
     rows: list[dict] = []
     for size in sizes:
@@ -219,9 +378,20 @@ def collect(args) -> list[dict]:
         run_hw, name = plan.run_hw, size_name(size)
         # The peers run the same model input as ours: the image, padded as ours is.
         peer_image = fit_and_pad(image, plan, fill=pad_colour(IMAGENET_MEAN))
+        peer = _peer_model("torchvision")  # one set of weights for the eager and the OpenVINO rows
+        peer_labels = None
         for threads in thread_counts:
-            configs: list[Config] = [peer_config("torchvision", name, run_hw, threads, peer_image)]
-            configs += [peer_config(kind, name, run_hw, threads, peer_image) for kind in args.peer]
+            configs: list[Config] = [peer_config("torchvision", name, run_hw, threads, peer_image, built=peer)]
+            if with_openvino_peer:
+                if peer_labels is None:
+                    peer_labels = configs[0].request_fn()
+                try:
+                    configs += openvino_peer_configs(name, run_hw, threads, peer_image, model=peer[0],
+                                                     cache_dir=args.cache_dir, reference=peer_labels,
+                                                     params=configs[0].row["params"], madds=configs[0].row["madds"])
+                except (RuntimeError, ImportError) as exc:
+                    print(f"segment bench: skipping the OpenVINO peer at {name}, {threads} threads: {exc}", file=sys.stderr)
+            configs += [peer_config(kind, name, run_hw, threads, peer_image) for kind in args.peer if kind != "openvino"]
             for subject, paper_row, factory in subjects:
                 ref_pred = factory(backend="torch", threads=threads)
                 reference = ref_pred.reference_labels(image, size)
@@ -288,14 +458,30 @@ def _time_round_robin(configs: list[Config], *, runs: int, warmup: int) -> list[
 
 
 def _add_peer_ratios(rows: list[dict]) -> None:
-    """peer time / our time, same size and threads, same run (>1: faster than the peer)."""
+    """peer time / our time, same size and threads, same run (>1: faster than the peer).
+
+    ``peer_ratio*``: the eager torchvision peer. ``peer_ratio_ov``: the faster request of
+    the OpenVINO peer rows (``peer_ov_precision`` says which) over ours; ``peer_ratio_ov_cpu``
+    the same row's CPU time over ours.
+    """
     peers = {(r["size"], r["threads"]): r for r in rows if r["model"] == PEERS["torchvision"]}
+    ov_peers: dict[tuple, dict] = {}
+    for r in rows:
+        if r["model"] == PEERS["openvino"]:
+            best = ov_peers.get((r["size"], r["threads"]))
+            if best is None or r["request_median_ms"] < best["request_median_ms"]:
+                ov_peers[(r["size"], r["threads"])] = r
     for r in rows:
         p = peers.get((r["size"], r["threads"]))
         if p:
             r["peer_ratio"] = round(p["request_median_ms"] / r["request_median_ms"], 2)
             r["peer_ratio_model"] = round(p["median_ms"] / r["median_ms"], 2)
             r["peer_ratio_cpu"] = round(p["request_cpu_ms"] / r["request_cpu_ms"], 2)
+        ov = ov_peers.get((r["size"], r["threads"]))
+        if ov:
+            r["peer_ratio_ov"] = round(ov["request_median_ms"] / r["request_median_ms"], 2)
+            r["peer_ratio_ov_cpu"] = round(ov["request_cpu_ms"] / r["request_cpu_ms"], 2)
+            r["peer_ov_precision"] = ov["precision"]
 
 
 def guard_miou(args, subjects, sizes) -> dict:
@@ -371,18 +557,21 @@ def write_guard_file(path: str, records: list[dict]) -> None:
 
 def format_table(rows: list[dict]) -> str:
     cols = ["model", "backend", "precision", "size", "threads", "median_ms", "p90_ms", "request_median_ms",
-            "request_p90_ms", "peer_ratio", "request_cpu_ms", "peer_ratio_cpu", "agreement", "miou_drop"]
-    heads = ["model", "backend", "prec", "size", "thr", "model ms", "p90", "request ms", "p90", "x peer", "cpu ms",
-             "x peer cpu", "agree", "dmIoU"]
+            "request_p90_ms", "peer_ratio", "peer_ratio_ov", "request_cpu_ms", "peer_ratio_cpu", "agreement", "miou_drop"]
+    heads = ["model", "backend", "prec", "size", "thr", "model ms", "p90", "request ms", "p90", "x peer", "x peer OV",
+             "cpu ms", "x peer cpu", "agree", "dmIoU"]
     lines = [[_cell(r.get(c), c) for c in cols] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(heads, *lines)]
     out = ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in [heads, *lines]]
     out.insert(1, "  ".join("-" * w for w in widths))
     out.append("")
-    out.append("model ms: the backend's graph alone (ours: to 1/8-resolution logits; peers: their full forward).")
-    out.append("request ms: image in, labels out. x peer: torchvision LR-ASPP request time / this request time,")
-    out.append("same size and threads, timed round-robin in this run. cpu ms: process CPU time per request (all")
-    out.append("threads; robust to waiting on a shared machine). agree: argmax agreement with torch fp32.")
+    out.append("model ms: the backend's graph alone (ours: to 1/8-resolution logits; peers: their full forward;")
+    out.append("the OpenVINO peer: its whole graph, argmax included). request ms: image in, labels out.")
+    out.append("x peer: torchvision LR-ASPP (eager fp32) request time / this request time, same size and threads,")
+    out.append("timed round-robin in this run. x peer OV: the same for the faster OpenVINO row of that model")
+    out.append("(uint8 in, labels out, normalization and argmax in its graph). cpu ms: process CPU time per")
+    out.append("request (all threads; robust to waiting on a shared machine). agree: argmax agreement with torch")
+    out.append("fp32 (the OpenVINO peer: with the eager peer's labels, same weights).")
     return "\n".join(out)
 
 
@@ -391,7 +580,7 @@ def _cell(v, column: str = "") -> str:
         return "-"
     if column == "agreement":
         return f"{v:.4f}"
-    if column in ("peer_ratio", "peer_ratio_cpu"):
+    if column in ("peer_ratio", "peer_ratio_ov", "peer_ratio_cpu"):
         return f"{v:.2f}"
     if isinstance(v, float):
         return f"{v:.1f}"

@@ -1,12 +1,16 @@
 """``segment bench``: the timing protocol checked against hand-computed figures, the guard against 'segment eval'."""
 
+import importlib.util
 import json
+import sys
 import types
 
 import numpy as np
 import pytest
 
 from segment.cli import main
+
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
 FIELDS = {"model", "paper_row", "backend", "precision", "size", "height", "width", "threads", "median_ms", "p90_ms",
           "madds", "request_median_ms", "request_p90_ms", "request_cpu_ms", "peer_ratio", "runs"}
@@ -36,7 +40,8 @@ def test_bench_json_rows(rows):
     by_model = {}
     for r in rows:
         by_model.setdefault(r["model"], []).append(r)
-    assert set(by_model) == {"torchvision_lraspp", "smp_deeplabv3plus_mobilenetv2", "mnv3-rf2-lraspp-f128"}
+    assert set(by_model) == {"torchvision_lraspp", "smp_deeplabv3plus_mobilenetv2", "mnv3-rf2-lraspp-f128"} | (
+        {"torchvision_lraspp_openvino"} if HAS_OPENVINO else set())  # the OpenVINO peer: on by default
     peer = by_model["torchvision_lraspp"][0]
     assert peer["paper_row"] is None and (peer["backend"], peer["precision"]) == ("torch", "fp32") and peer["peer"]
     ours = by_model["mnv3-rf2-lraspp-f128"]
@@ -46,6 +51,16 @@ def test_bench_json_rows(rows):
         assert r["agreement"] >= 0.995  # fp32 in another engine: the same labels up to rounding
     # Independent of the timing: 9.5 G against 15.8 G multiply-adds at 1024x2048 (docs/inference.md).
     assert ours[0]["madds"] < peer["madds"]
+    if HAS_OPENVINO:
+        ov = by_model["torchvision_lraspp_openvino"]
+        assert "fp32" in {r["precision"] for r in ov}
+        for r in ov:
+            assert r["peer"] and r["backend"] == "openvino" and r["paper_row"] is None
+            assert (r["params"], r["madds"]) == (peer["params"], peer["madds"])  # the same model
+        fastest = min(ov, key=lambda r: r["request_median_ms"])
+        for r in ours:
+            assert r["peer_ratio_ov"] == round(fastest["request_median_ms"] / r["request_median_ms"], 2)
+            assert r["peer_ov_precision"] == fastest["precision"]
 
 
 def test_median_and_p90_of_known_lists():
@@ -122,11 +137,106 @@ def test_peer_ratios_from_known_timings():
     assert (rows[4]["peer_ratio"], rows[4]["peer_ratio_model"], rows[4]["peer_ratio_cpu"]) == (12.5, 15.0, 8.0)
 
 
+def test_peer_ratio_ov_from_known_timings():
+    """peer_ratio_ov: the faster OpenVINO peer row's request over ours, same size and threads; eager ratios unchanged."""
+    from segment.bench import PEERS, _add_peer_ratios
+
+    def row(model, size, threads, request, precision="fp32"):
+        return {"model": model, "size": size, "threads": threads, "precision": precision, "request_median_ms": request,
+                "median_ms": request, "request_cpu_ms": 2 * request}
+
+    rows = [row(PEERS["torchvision"], "half", 1, 300.0),
+            row(PEERS["openvino"], "half", 1, 80.0, "fp32"), row(PEERS["openvino"], "half", 1, 40.0, "bf16"),
+            row("ours", "half", 1, 20.0, "mixed"),
+            row(PEERS["torchvision"], "full", 1, 1500.0),
+            row(PEERS["openvino"], "full", 1, 150.0, "fp32"),  # bf16 slower here: fp32 is the faster row
+            row(PEERS["openvino"], "full", 1, 170.0, "bf16"),
+            row("ours", "full", 1, 60.0, "mixed"),
+            row(PEERS["torchvision"], "full", 2, 900.0), row("ours", "full", 2, 50.0)]  # no OpenVINO peer at 2 threads
+    _add_peer_ratios(rows)
+    ours_half, ours_full, ours_full2 = rows[3], rows[7], rows[9]
+    assert (ours_half["peer_ratio"], ours_half["peer_ratio_ov"], ours_half["peer_ov_precision"]) == (15.0, 2.0, "bf16")
+    rows[1]["request_cpu_ms"], rows[2]["request_cpu_ms"] = 60.0, 100.0  # CPU: of the faster request's row, not the least
+    _add_peer_ratios(rows)
+    assert ours_half["peer_ratio_ov_cpu"] == 2.5  # 100 / 40
+    assert (ours_full["peer_ratio"], ours_full["peer_ratio_ov"], ours_full["peer_ov_precision"]) == (25.0, 2.5, "fp32")
+    assert ours_full2["peer_ratio"] == 18.0 and "peer_ratio_ov" not in ours_full2
+    # The OpenVINO peer rows against the eager peer and against their faster sibling.
+    assert (rows[1]["peer_ratio"], rows[1]["peer_ratio_ov"]) == (3.75, 0.5)
+    assert (rows[2]["peer_ratio"], rows[2]["peer_ratio_ov"]) == (7.5, 1.0)
+
+
+def test_table_prints_the_openvino_peer_column():
+    from segment.bench import format_table
+
+    base = {"backend": "openvino", "size": "half", "threads": 2, "median_ms": 10.0, "p90_ms": 11.0,
+            "request_median_ms": 12.0, "request_p90_ms": 13.0, "request_cpu_ms": 20.0}
+    rows = [{**base, "model": "ours", "precision": "mixed", "peer_ratio": 11.46, "peer_ratio_ov": 2.27,
+             "peer_ratio_cpu": 12.6, "agreement": 0.9986},
+            {**base, "model": "theirs", "precision": "fp32", "peer_ratio": 7.91}]  # no OpenVINO peer measured
+    lines = format_table(rows).splitlines()
+    head = lines[0].split("  ")
+    head = [h.strip() for h in head if h.strip()]
+    assert head[9:11] == ["x peer", "x peer OV"]
+    cells = lines[2].split()
+    assert cells[9:11] == ["11.46", "2.27"]
+    assert lines[3].split()[9:11] == ["7.91", "-"]
+    assert any("x peer OV" in line for line in lines[4:])  # and the footnote says what it is
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+def test_openvino_peer_labels_are_the_eager_peers_argmax(tmp_path):
+    """The OpenVINO peer's graph (normalization, model, argmax) gives the eager peer's labels at fp32, same weights."""
+    from segment.backends.openvino_backend import _core
+    from segment.bench import _peer_model, bench_input, openvino_peer_configs, peer_config
+
+    size = (128, 256)
+    image, _ = bench_input(size)
+    peer = _peer_model("torchvision")
+    eager = peer_config("torchvision", "128x256", size, 1, image, built=peer).request_fn()
+    assert eager.shape == size and len(np.unique(eager)) >= 5  # BN measured on scenes: the labels vary
+    configs = openvino_peer_configs("128x256", size, 1, image, model=peer[0], cache_dir=tmp_path, reference=eager)
+    by_precision = {c.row["precision"]: c for c in configs}
+    fp32 = by_precision["fp32"]
+    labels = fp32.request_fn()
+    assert labels.shape == size and labels.dtype == np.uint8
+    assert np.mean(labels == eager) >= 0.999  # a near-tied pixel may flip, no more
+    assert fp32.row["agreement"] == pytest.approx(np.mean(labels == eager))
+    assert (fp32.row["model"], fp32.row["backend"], fp32.row["peer"]) == ("torchvision_lraspp_openvino", "openvino", True)
+    has_bf16 = "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert set(by_precision) == ({"fp32", "bf16"} if has_bf16 else {"fp32"})  # each labelled by what really ran
+    # Exported once, into the cache folder: a second build reads the IR, it does not export again.
+    xml = next(tmp_path.glob("peer-torchvision_lraspp/*/128x256/labels.ir/model.xml"))
+    stamp = xml.stat().st_mtime_ns
+    again = openvino_peer_configs("128x256", size, 1, image, model=_peer_model("torchvision")[0], cache_dir=tmp_path)
+    assert xml.stat().st_mtime_ns == stamp and len(list(tmp_path.glob("peer-*/*"))) == 1
+    assert np.array_equal(again[0].request_fn(), labels)  # seeded init: the same weights every time
+
+
+def test_openvino_peer_skipped_with_a_note_when_openvino_is_missing(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # find_spec -> None, import -> ImportError
+    args = ["bench", "--size", "48x96", "--threads", "1", "--runs", "1", "--warmup", "0", "--backend", "torch",
+            "--precision", "fp32", "--cache-dir", str(tmp_path)]
+    assert main(args + ["--json"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert "skipping the OpenVINO rows of the torchvision peer" in captured.err and "not installed" in captured.err
+    assert {r["model"] for r in rows} == {"torchvision_lraspp", "mnv3-rf2-lraspp-f128"}
+    assert all("peer_ratio_ov" not in r for r in rows) and all("peer_ratio" in r for r in rows)
+    assert main(args + ["--peer", "openvino"]) == 2  # asked for by name: an error, not a note
+    assert "OpenVINO is not installed" in capsys.readouterr().err
+
+
 def test_bench_table_and_errors(capsys, tmp_path):
     assert main(["bench", "--size", "48x96", "--threads", "1", "--runs", "1", "--warmup", "0",
                  "--backend", "torch", "--precision", "fp32", "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "torchvision_lraspp" in out and "x peer" in out
+    assert "torchvision_lraspp" in out and "x peer" in out and "x peer OV" in out
+    assert ("torchvision_lraspp_openvino" in out) == HAS_OPENVINO
+    assert main(["bench", "--size", "48x96", "--threads", "1", "--runs", "1", "--warmup", "0", "--backend", "torch",
+                 "--precision", "fp32", "--cache-dir", str(tmp_path), "--no-peer-openvino"]) == 0
+    assert "torchvision_lraspp_openvino" not in capsys.readouterr().out
+    assert main(["bench", "--size", "48x96", "--peer", "openvino", "--no-peer-openvino"]) == 2
     assert main(["bench", "--size", "tiny"]) == 2
     assert "--size" in capsys.readouterr().err
     assert main(["bench", "--preset", "nonexistent", "--size", "48x96"]) == 2
