@@ -39,8 +39,19 @@ def _cos_between(start: float, end: float, t: float) -> float:
     return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def build_scheduler(optimizer, *, schedule: str, iters: int, warmup: int, power: float = 0.9):
-    lr_factor(0, schedule=schedule, iters=iters, warmup=warmup, power=power)  # validate the name now
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(lr_factor, schedule=schedule, iters=iters, warmup=warmup, power=power)
-    )
+def build_scheduler(cfg, optimizer: torch.optim.Optimizer, *, last_iteration: int = 0):
+    """A LambdaLR of ``cfg``'s schedule over ``cfg.iters`` steps, positioned after ``last_iteration`` steps.
+
+    It sets the optimizer's lr to that of step ``last_iteration`` (0-based), the
+    next step to run. A fresh run passes 0. A resumed run passes the checkpoint's
+    iteration after loading the optimizer's state: its param groups carry
+    ``initial_lr``, the peak lr the schedule scales. Building the schedule anew for
+    the run's own ``--iters`` (rather than loading the stored scheduler's state) is
+    what lets ``--resume last.pt --iters N`` follow the schedule over N from the
+    first resumed step on.
+    """
+    factor = partial(lr_factor, schedule=cfg.lr_schedule, iters=cfg.iters, warmup=cfg.warmup_iters,
+                     power=cfg.poly_power)
+    factor(0)  # an unknown schedule name raises ValueError now, not at the first step
+    # LambdaLR's constructor takes one step itself: from last_epoch to last_epoch + 1.
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor, last_epoch=last_iteration - 1)
