@@ -46,6 +46,44 @@ def test_resume_continues_exactly(tiny_config, tmp_path):
     assert val_a == val_b and len(val_a) == 2
 
 
+def test_resume_with_more_iters_follows_the_new_schedule(tiny_config, tmp_path):
+    """How the shipped weights were made: a run of 6 iterations stopped at 4, resumed with --iters 8.
+
+    The lrs are the poly schedule of docs/train.md ("Learning-rate schedules"), written out here:
+    over 6 iterations up to the stop, over 8 from the first resumed step on. The weights continue
+    from the checkpoint: iteration 5's loss (the weights after step 4, on batch 5) is the
+    uninterrupted run's.
+    """
+    cfg = replace(tiny_config, iters=6, warmup_iters=2, lr_schedule="poly", val_split="", log_every=1)
+    peak, warmup = cfg.lr, cfg.warmup_iters
+
+    def poly(step, iters):  # 0-based step; the lr logged at iteration step + 1
+        if step < warmup:
+            return peak * (0.01 + 0.99 * step / warmup)
+        return peak * (1 - min(1.0, (step - warmup) / (iters - warmup))) ** 0.9
+
+    assert trainer.main(replace(cfg, out=str(tmp_path / "whole"))) == 0
+    assert trainer.main(replace(cfg, out=str(tmp_path / "ext")), stop_at=4) == 0
+    stopped = load_training_checkpoint(tmp_path / "ext" / "last.pt")
+    assert segment_main(["train", "--resume", str(tmp_path / "ext" / "last.pt"), "--iters", "8"]) == 0
+
+    whole = {r["iter"]: r for r in read_jsonl(tmp_path / "whole" / "metrics.jsonl")}
+    ext = {r["iter"]: r for r in read_jsonl(tmp_path / "ext" / "metrics.jsonl")}
+    assert list(whole) == [1, 2, 3, 4, 5, 6] and list(ext) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [whole[i]["lr"] for i in whole] == pytest.approx([poly(i - 1, 6) for i in whole], rel=1e-12)
+    assert [ext[i]["lr"] for i in (1, 2, 3, 4)] == pytest.approx([poly(i - 1, 6) for i in (1, 2, 3, 4)], rel=1e-12)
+    assert [ext[i]["lr"] for i in (5, 6, 7, 8)] == pytest.approx([poly(i - 1, 8) for i in (5, 6, 7, 8)], rel=1e-12)
+    # By hand: steps 4..7 of 8 with 2 warm-up steps are 2/6, 3/6, 4/6, 5/6 of the way down.
+    assert [ext[i]["lr"] for i in (5, 6, 7, 8)] == pytest.approx(
+        [peak * (4 / 6) ** 0.9, peak * (3 / 6) ** 0.9, peak * (2 / 6) ** 0.9, peak * (1 / 6) ** 0.9], rel=1e-12)
+
+    assert [ext[i]["loss"] for i in (1, 2, 3, 4, 5)] == [whole[i]["loss"] for i in (1, 2, 3, 4, 5)]
+    assert ext[6]["loss"] != whole[6]["loss"]  # step 5 ran at the new schedule's lr, not the old one's
+    done = load_training_checkpoint(tmp_path / "ext" / "last.pt")
+    assert done["iteration"] == 8 and done["scheduler"]["last_epoch"] == 8 and done["train_config"]["iters"] == 8
+    assert any(not torch.equal(stopped["model"][k], done["model"][k]) for k in done["model"])
+
+
 def test_checkpoint_holds_everything_and_loads_safely(tiny_config):
     assert trainer.main(replace(tiny_config, iters=2, eval_every=2)) == 0
     out = tiny_config.out
