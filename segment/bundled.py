@@ -6,7 +6,7 @@ description. A file may be absent from an installation (the small model ships
 later than the large one): ``available()`` lists the ones present, and asking
 for a missing one raises a ``UserError`` that names the file and what to do.
 ``segment predict --model`` and ``segment demo --model`` go through
-``resolve_checkpoint``; ``Predictor.from_checkpoint(None)`` loads the default.
+``resolve_checkpoint`` and ``load_predictor``; ``Predictor.from_checkpoint(None)`` loads the default.
 """
 
 from __future__ import annotations
@@ -100,3 +100,12 @@ def resolve_checkpoint(checkpoint: str | Path | None, model: str | None) -> Path
     if checkpoint is not None:
         return Path(checkpoint)
     return checkpoint_for(DEFAULT_MODEL if model is None else model)
+
+
+def load_predictor(checkpoint: str | Path | None, backend: str | None = None, model: str | None = None):
+    """The one Predictor of ``segment predict`` and the demo: ``checkpoint``, or else the bundled ``model``
+    (default large). ``backend=None`` lets the Predictor choose."""
+    from segment.predict import Predictor  # lazy: the registry stays cheap to import
+
+    kwargs = {} if backend is None else {"backend": backend}
+    return Predictor.from_checkpoint(resolve_checkpoint(checkpoint, model), **kwargs)

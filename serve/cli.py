@@ -19,7 +19,7 @@ def _interrupt(signum, frame):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segment.predict_cli import add_model_arguments
+    from segment.commands.options import add_model_arguments
 
     add_model_arguments(parser, model_help="the bundled model the page opens with (the others present are "
                                            "offered beside it)")
@@ -105,7 +105,7 @@ def _load_models(args):
     its file, and so is having none at all. Each goes through ``load_predictor``, the same
     loading as ``segment predict``."""
     from segment import bundled
-    from segment.predict_cli import load_predictor
+    from segment.bundled import load_predictor
     from serve.app import DemoModel
 
     bundled.check_choice(args.checkpoint, args.model)

@@ -17,6 +17,7 @@ from segment.backends.base import BACKENDS, PRECISIONS, Backend, BackendError, B
 from segment.backends.cache import default_cache_dir, model_key
 from segment.backends.graph import InferenceGraph
 from segment.backends.stripes import STRIPE_ROWS
+from segment.export import export_graph_onnx, onnx_to_openvino
 
 __all__ = [
     "BACKENDS", "PRECISIONS", "Backend", "BackendError", "BackendSpec", "InferenceGraph",
@@ -77,8 +78,6 @@ def _calib_tag(calib_data: str | Path | None, count: int) -> str:
 def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: str, calib_data, calib_count: int,
               cache_dir: Path | None) -> Path:
     """The cached ONNX / OpenVINO file for this model, size and precision, exported if missing."""
-    from segment.export import export_graph_onnx, onnx_to_openvino
-
     # OpenVINO gets the graph with striped high-resolution blocks (faster there and in torch);
     # ONNX Runtime and int8 the plain one: ORT ran the striped graph ~5% slower at 1024x2048,
     # and a plain ONNX is what a user exporting for another engine wants.
@@ -111,8 +110,6 @@ def _mixed_artifacts(model: torch.nn.Module, *, mean, std, size, cache_dir: Path
     handover costs one tensor, and each model is the plain single-precision
     case the engine is built and tested for.
     """
-    from segment.export import export_graph_onnx, onnx_to_openvino
-
     folder = _export_folder(model, mean=mean, std=std, size=size, cache_dir=cache_dir)
     first, rest = InferenceGraph(model=model, mean=mean, std=std).eval().parts()
     image = torch.zeros(1, *size, 3, dtype=torch.uint8)
@@ -137,7 +134,7 @@ def _export_folder(model: torch.nn.Module, *, mean, std, size, cache_dir: Path |
 
 def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32", calib_data=None,
                     calib_count: int = 16, out: str | Path | None = None, cache_dir: Path | None = None) -> Path:
-    """``segment export``: the cached artefact, copied to ``out`` when one is given."""
+    """The cached artefact (what ``segment export`` writes), copied to ``out`` when one is given."""
     if fmt not in ("onnx", "openvino"):
         raise BackendError(f"unknown export format {fmt!r}; choose onnx or openvino")
     if fmt == "openvino" and importlib.util.find_spec("openvino") is None:

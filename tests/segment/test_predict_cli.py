@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, labelid_to_trainid_lut, trainid_to_labelid_lut
-from segment import predict_cli
+from segment.commands import predict as predict_cli
 from segment.checkpoint import make_checkpoint, save_checkpoint
 from segment.cli import main
 from segment.model import build_model

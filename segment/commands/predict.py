@@ -1,4 +1,5 @@
-"""``segment predict``: segment files, folders or globs into PNGs.
+"""``segment predict``: segment files, folders or globs into PNGs (the command; the work is
+``segment.predict.Predictor`` and ``segment.images``).
 
 Formats:
 - ``color``: the class colours (``<stem>_color.png``);
@@ -25,6 +26,9 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from segment.bundled import load_predictor
+from segment.commands.options import add_model_arguments
 
 FORMATS = ("color", "overlay", "trainid", "labelid")
 SUFFIX = {"color": "_color", "overlay": "_overlay", "trainid": "_trainIds", "labelid": ""}
@@ -54,28 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave inputs whose output already exists (resume an interrupted run)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help=f"refuse images larger than this many pixels (default: {DEFAULT_MAX_PIXELS:,})")
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, model_help: str = "bundled model") -> None:
-    """``--checkpoint`` and ``--model``: which weights (shared by ``segment predict`` and ``segment demo``)."""
-    from segment.bundled import DEFAULT_MODEL, MODELS
-
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint written by 'segment train' (default: the bundled model named by --model)")
-    parser.add_argument("--model", choices=list(MODELS), default=None,
-                        help=f"{model_help}: " + "; ".join(f"{m.name} = {m.label} ({m.paper_row})"
-                                                            for m in MODELS.values())
-                             + f" (default: {DEFAULT_MODEL}; not together with --checkpoint)")
-
-
-def load_predictor(checkpoint: str | Path | None, backend: str | None = None, model: str | None = None):
-    """The one Predictor of the CLI and the demo: ``checkpoint``, or else the bundled ``model``
-    (``segment.bundled``; default large). ``backend=None`` lets the Predictor choose."""
-    from segment.bundled import resolve_checkpoint
-    from segment.predict import Predictor
-
-    kwargs = {} if backend is None else {"backend": backend}
-    return Predictor.from_checkpoint(resolve_checkpoint(checkpoint, model), **kwargs)
 
 
 @dataclass
@@ -228,9 +210,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {f.source}: {f.reason}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":  # python -m segment.predict_cli
-    from segment.cli import main
-
-    sys.exit(main(["predict", *sys.argv[1:]]))

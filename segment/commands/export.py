@@ -1,0 +1,69 @@
+"""``segment export``: a checkpoint or preset to ONNX / OpenVINO (options and printing only).
+
+The work is ``segment.export.export_onnx`` (``--graph logits``) and
+``segment.backends.export_artifact`` (the app graph, fp32 or int8, through the export cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", help="checkpoint to export (default: the bundled demo model)")
+    parser.add_argument("--preset", help="export a randomly initialised preset instead of a checkpoint")
+    parser.add_argument("--format", choices=["onnx", "openvino"], default="onnx")
+    parser.add_argument("--size", default="half",
+                        help="input shape of the graph: half (512x1024), full (1024x2048) or HxW, e.g. 608x832 for "
+                             "the 4:3 bucket of half that 'segment predict' runs a 4:3 photo at (default: half)")
+    parser.add_argument("--out", help="output file (.onnx) or OpenVINO .xml (default: the model cache, printed)")
+    parser.add_argument("--graph", choices=["logits", "app"], default="app",
+                        help="app: uint8 NHWC image in, 1/8-resolution logits out (what 'predict' runs); "
+                             "logits: normalized NCHW float in, logits at input size out (the plain model)")
+    parser.add_argument("--int8", action="store_true", help="static int8 quantization (QDQ), calibrated on --calib-data")
+    parser.add_argument("--calib-data", help="folder of dataset images for int8 calibration (default: synthetic scenes)")
+    parser.add_argument("--calib-count", type=int, default=16, help="calibration images (default 16)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from segment.checkpoint import load_checkpoint, model_from_checkpoint
+    from segment.errors import UserError
+    from segment.presets import get_preset
+    from segment.model import build_model
+
+    from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    if args.preset:
+        try:
+            model = build_model(get_preset(args.preset).config).eval()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    else:
+        from segment.bundled import default_checkpoint
+
+        ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
+        model = model_from_checkpoint(ckpt)
+        mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
+    from segment.sizes import SIZES, parse_size
+
+    size = parse_size(args.size, native=False, minimum=32,
+                      error=f"--size {args.size!r}: use half, full or HxW of at least 32x32 (e.g. 608x832)")
+    size = SIZES[size] if isinstance(size, str) else size
+    if args.graph == "logits":
+        if args.int8 or args.format != "onnx":
+            raise UserError("--graph logits is exported as fp32 ONNX only; drop --int8 / use --format onnx")
+        if not args.out:
+            raise UserError("--graph logits needs --out FILE.onnx")
+        from segment.export import export_onnx
+
+        print(f"wrote {export_onnx(model, args.out, size=size)}")
+        return 0
+
+    from segment.backends import export_artifact
+
+    out = export_artifact(model=model, mean=mean, std=std, size=size, fmt=args.format,
+                          precision="int8" if args.int8 else "fp32", calib_data=args.calib_data,
+                          calib_count=args.calib_count, out=args.out)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,63 @@
+"""Command modules apart from the library: no library module imports ``segment.commands``
+(or another package's command module), and ``segment.backends`` / ``segment.export`` import
+in either order without a circle (docs/design.md, "Layers")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Every subcommand module named by segment.cli.COMMANDS, plus the shared options.
+COMMAND_MODULES = ("segment.commands", "segment.cli", "train.cli", "train.eval_cli", "train.export_weights",
+                   "serve.cli", "data.cli", "data.synth_cli")
+
+
+def _imported(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _commands_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == c or m.startswith(c + ".") for c in COMMAND_MODULES))
+
+
+@pytest.mark.parametrize("code", [
+    "import segment.backends",
+    "import segment.export",
+    "import segment.export, segment.backends",
+    "import segment.backends, segment.export",
+    "import segment.bundled",
+    "from segment.bundled import load_predictor",
+    "import segment.predict",
+])
+def test_library_imports_no_command_module(code):
+    modules = _imported(code)
+    assert _commands_in(modules) == []
+
+
+def test_export_library_does_not_import_backends():
+    # segment.export is a leaf (torch + segment.atomic): the old circle with segment.backends is gone.
+    assert "segment.backends" not in _imported("import segment.export")
+
+
+def test_serve_imports_no_command_module():
+    pytest.importorskip("gradio")
+    modules = _imported("import serve.app, serve.segmentation")
+    assert "serve.app" in modules
+    assert _commands_in(modules) == []
+
+
+def test_command_modules_are_where_the_entry_point_says():
+    from segment.cli import COMMANDS
+
+    assert COMMANDS["predict"][0] == "segment.commands.predict"
+    assert COMMANDS["export"][0] == "segment.commands.export"
+    for module_name, _ in COMMANDS.values():
+        assert (ROOT / (module_name.replace(".", "/") + ".py")).is_file(), module_name
