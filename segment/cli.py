@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data.cli", "check a dataset's layout and files, or recompress it for faster loading"),
     "train": ("train.cli", "train a model (CPU, one GPU, or torchrun for many)"),
     "eval": ("train.eval_cli", "evaluate a checkpoint: per-class IoU, mIoU, pixel accuracy"),
+    "export-weights": ("train.export_weights", "shrink a training checkpoint to the weights inference needs"),
     "demo": ("serve.cli", "launch the Gradio web demo"),
 }
 

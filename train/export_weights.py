@@ -1,9 +1,13 @@
-"""Shrink a training checkpoint to what inference needs: ``python -m train.export_weights SRC DST``.
+"""``segment export-weights SRC DST``: shrink a training checkpoint to what inference needs.
 
 Keeps fp32 weights, model config, classes, palette, normalization, and the
 run's metrics, config and command; drops optimizer, scheduler and RNG state
 (about two thirds of a training checkpoint). The result is still our
 checkpoint format, so ``segment eval/predict/demo --checkpoint DST`` read it.
+The work is ``train.checkpointing.export_weights``; this module only parses and prints.
+
+``python -m train.export_weights SRC DST`` is the same command under its older name
+(the shipped weights' provenance cites it).
 """
 
 from __future__ import annotations
@@ -12,35 +16,39 @@ import argparse
 import json
 import sys
 
-from train.checkpointing import export_weights
+
+def _note(item: str) -> tuple[str, object]:
+    """``KEY=VALUE``; VALUE is read as JSON when it is JSON (``1.2``, ``true``), else kept as text."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{item!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.export_weights", description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="training checkpoint (e.g. runs/x/best.pt)")
     p.add_argument("dst", help="output file")
-    p.add_argument("--note", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--note", action="append", default=[], type=_note, metavar="KEY=VALUE",
                    help="extra facts stored under 'trained' (e.g. wall_time_h=1.2); repeatable")
-    args = p.parse_args(argv)
-    notes = {}
-    for item in args.note:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--note {item!r}: expected KEY=VALUE")
-        try:
-            notes[key] = json.loads(value)
-        except json.JSONDecodeError:
-            notes[key] = value
-    try:
-        out = export_weights(args.src, args.dst, **notes)
-    except Exception as exc:
-        if getattr(exc, "is_user_error", False):
-            print(f"export_weights: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from train.checkpointing import export_weights
+
+    out = export_weights(args.src, args.dst, **dict(args.note))
     n = sum(v.numel() for v in out["model"].values())
     print(f"wrote {args.dst}: {n / 1e6:.2f}M values, mIoU {out.get('metrics', {}).get('miou', float('nan')):.4f}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m train.export_weights ...``: exactly ``segment export-weights ...``."""
+    from segment.cli import main as segment_main
+
+    return segment_main(["export-weights", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -32,6 +32,18 @@ def test_export_keeps_weights_and_metadata_only(short_run, tmp_path):
     assert torch.equal(model_from_checkpoint(full)(x), model_from_checkpoint(small)(x))
 
 
+def test_export_weights_is_a_segment_subcommand(short_run, tmp_path, capsys):
+    # 'segment export-weights' and its alias 'python -m train.export_weights' are one command.
+    src = f"{short_run}/last.pt"
+    assert segment_main(["export-weights", src, str(tmp_path / "a.pt"), "--note", "gpu=none"]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'a.pt'}: ")
+    assert load_checkpoint(tmp_path / "a.pt")["trained"] == {"gpu": "none"}
+    with pytest.raises(SystemExit) as exc:
+        segment_main(["export-weights", src, str(tmp_path / "b.pt"), "--note", "no-equals"])
+    assert exc.value.code == 2 and "expected KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "b.pt").exists()
+
+
 def test_eval_sizes_and_bad_size(short_run, synth_root, capsys):
     common = ["eval", "--checkpoint", f"{short_run}/last.pt", "--dataset", "synthetic", "--data-root",
               str(synth_root), "--workers", "0", "--json"]
