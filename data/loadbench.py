@@ -1,8 +1,11 @@
-"""Training-pipeline loading speed: images/s per worker at full resolution.
+"""Training-pipeline loading speed: images/s per worker at full resolution (the library of
+``segment data loadbench``, whose options and printing are in ``data.cli``).
 
-    python -m data.loadbench                       # writes 8 synthetic 1024x2048 frames to a temp dir
-    python -m data.loadbench --root CITYSCAPES     # or measures a real tree (train split)
-    python -m data.loadbench --loader-workers 1,4,8,16   # also a real DataLoader with N workers
+    segment data loadbench                       # writes 8 synthetic 1024x2048 frames to a temp dir
+    segment data loadbench --root CITYSCAPES     # or measures a real tree (train split)
+    segment data loadbench --loader-workers 1,4,8,16   # also a real DataLoader with N workers
+
+``python -m data.loadbench`` is the same command under its older name.
 
 The tree is also copied at PNG level 0 (``segment data recompress``) to time
 the faster-to-decode storage.
@@ -17,8 +20,6 @@ default fast pipeline (one warp), then says how many workers keep a GPU fed.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -162,67 +163,51 @@ def workers_needed(images_per_s: float, *, batch: int = 16, steps_s=(0.1, 0.15, 
     return {f"{s:g} s/step": int(np.ceil(batch / s / images_per_s)) for s in steps_s}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.loadbench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, help="a Cityscapes-layout tree (default: write synthetic frames)")
-    parser.add_argument("--n", type=int, default=8, help="synthetic frames to write (default 8)")
-    parser.add_argument("--size", default="1024x2048", help="synthetic frame size (default 1024x2048)")
-    parser.add_argument("--crop", type=int, default=769)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=16, help="images to time (default 16)")
-    parser.add_argument("--cv-threads", type=int, default=0,
-                        help="cv2.setNumThreads (0 = OpenCV single-threaded, as in DataLoader workers)")
-    parser.add_argument("--loader-workers", default="", help="comma-separated worker counts for a DataLoader run")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
+def benchmark(*, root: Path | None = None, n: int = 8, size: str = "1024x2048", crop: int = 769, repeat: int = 3,
+              limit: int = 16, cv_threads: int = 0, loader_workers: tuple[int, ...] = (), batch: int = 16,
+              log=print) -> dict:
+    """The whole measurement of ``segment data loadbench``: the figures as a dict.
 
-    cv2.setNumThreads(args.cv_threads)
+    Without ``root``, ``n`` synthetic frames of ``size`` are written to a temporary folder.
+    The tree is also copied at PNG level 0 to time the faster-to-decode storage. ``log``
+    receives the progress lines (frames written, each DataLoader rate).
+    """
+    cv2.setNumThreads(cv_threads)
     with tempfile.TemporaryDirectory(prefix="loadbench-") as tmp:
-        root = args.root
         if root is None:
             from .synthetic import parse_size, write_synthetic_cityscapes
 
             start = time.perf_counter()
-            root = write_synthetic_cityscapes(out=Path(tmp) / "cs", n=args.n, size=parse_size(args.size),
+            root = write_synthetic_cityscapes(out=Path(tmp) / "cs", n=n, size=parse_size(size),
                                               seed=0, splits=("train",))
-            print(f"wrote {args.n} synthetic frames at {args.size} in {time.perf_counter() - start:.1f} s")
+            log(f"wrote {n} synthetic frames at {size} in {time.perf_counter() - start:.1f} s")
         from .recompress import recompress_tree
 
         stored = Path(tmp) / "stored"
         recompress_tree(src=root, out=stored, level=0)
-        result = measure(root=root, crop=args.crop, repeat=args.repeat, limit=args.limit, stored_root=stored)
+        result = measure(root=root, crop=crop, repeat=repeat, limit=limit, stored_root=stored)
         first_image = sorted((root / "leftImg8bit" / "train").glob("*/*_leftImg8bit.png"))[0]
-        result["png_levels"] = _png_levels(first_image, Path(tmp), args.repeat)
+        result["png_levels"] = _png_levels(first_image, Path(tmp), repeat)
         result["cv2_threads"] = cv2.getNumThreads()
         result["cpu"] = f"{os.cpu_count()} logical CPUs visible"
-        if args.loader_workers:
+        if loader_workers:
             result["loader"] = {}
-            for workers in (int(v) for v in args.loader_workers.split(",")):
-                rate = measure_loader(root=root, crop=args.crop, workers=workers, batch=args.batch, batches=6)
+            for workers in loader_workers:
+                rate = measure_loader(root=root, crop=crop, workers=workers, batch=batch, batches=6)
                 result["loader"][workers] = round(rate, 1)
-                print(f"DataLoader, {workers} workers: {rate:.1f} images/s", flush=True)
+                log(f"DataLoader, {workers} workers: {rate:.1f} images/s")
+    result["workers_for_batch16"] = {name: workers_needed(r["images_per_s"], batch=16)
+                                     for name, r in result["pipelines"].items()}
+    return result
 
-    h, w = result["image_size"]
-    print(f"\nframes {h}x{w}, crop {args.crop}, {result['images']} images x {args.repeat} runs, "
-          f"1 process, torch threads 1, cv2 threads {result['cv2_threads']}; median ms per image")
-    for name, ms in result["stages_ms"].items():
-        print(f"  {ms:8.1f} ms  {name}")
-    print("whole dataset[i] (decode + labels + augment + normalize):")
-    for name, r in result["pipelines"].items():
-        print(f"  {r['ms']:8.1f} ms  {r['images_per_s']:6.2f} images/s per worker  {name}")
-    print("PNG zlib level of the stored frame: size, decode time, write time:")
-    for row in result["png_levels"]:
-        print(f"  level {row['level']}: {row['MB']:5.2f} MB  decode {row['decode_ms']:6.1f} ms  write {row['write_ms']:7.1f} ms")
-    result["workers_for_batch16"] = {}
-    for name, r in result["pipelines"].items():
-        need = workers_needed(r["images_per_s"], batch=16)
-        result["workers_for_batch16"][name] = need
-        print(f"workers to feed batch 16, {name} ({r['images_per_s']:.2f} images/s each): "
-              + ", ".join(f"{k}: {v}" for k, v in need.items()))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m data.loadbench ...``: exactly ``segment data loadbench ...``."""
+    import sys
+
+    from segment.cli import main as segment_main
+
+    return segment_main(["data", "loadbench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

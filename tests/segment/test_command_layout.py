@@ -36,6 +36,8 @@ def _commands_in(modules: set[str]) -> list[str]:
     "import segment.bundled",
     "from segment.bundled import load_predictor",
     "import segment.predict",
+    "import data.loadbench",
+    "import train.checkpointing",
 ])
 def test_library_imports_no_command_module(code):
     modules = _imported(code)
