@@ -14,11 +14,11 @@ import sys
 
 # name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "zoo": ("segment.zoo", "list the paper's models with parameters and MAdds beside the paper's"),
+    "zoo": ("segment.commands.zoo", "list the paper's models with parameters and MAdds beside the paper's"),
     "export": ("segment.commands.export", "export a checkpoint or preset to ONNX / OpenVINO"),
     "predict": ("segment.commands.predict", "segment images, folders or globs into PNGs"),
-    "bench": ("segment.bench", "measure CPU latency of models, backends and precisions"),
-    "report": ("segment.report", "Table 7 for your CPU: mIoU against CPU time, with a plot"),
+    "bench": ("segment.commands.bench", "measure CPU latency of models, backends and precisions"),
+    "report": ("segment.commands.report", "Table 7 for your CPU: mIoU against CPU time, with a plot"),
     "synth": ("data.synth_cli", "write a synthetic Cityscapes-layout dataset"),
     "data": ("data.cli", "check a dataset's layout and files, or recompress it for faster loading"),
     "train": ("train.cli", "train a model (CPU, one GPU, or torchrun for many)"),

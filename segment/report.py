@@ -1,4 +1,5 @@
-"""``segment report``: Table 7 for your CPU, from ``segment eval --json`` and ``segment bench --json`` results.
+"""Table 7 for your CPU, from ``segment eval --json`` and ``segment bench --json`` results (the library of
+``segment report``, whose command is ``segment.commands.report``).
 
 Joins mIoU (evaluation files) and CPU time (benchmark rows) per model into a
 markdown table shaped like the paper's Table 7, with the paper's figures
@@ -14,7 +15,6 @@ under 0.5 points).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -22,23 +22,6 @@ from segment.errors import UserError
 
 PEER = "torchvision_lraspp"
 BACKBONES = {"mobilenet_v3_large": "V3", "mobilenet_v3_small": "V3-Small", "mobilenet_v2": "V2"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bench", action="append", default=[], required=True,
-                        help="JSON list written by 'segment bench --json' (repeatable)")
-    parser.add_argument("--eval", action="append", default=[], metavar="MODEL=FILE",
-                        help="mIoU at full size: MODEL (bench 'model' name or paper row, e.g. T7-8) = output of "
-                             "'segment eval --json' (repeatable)")
-    parser.add_argument("--eval-half", action="append", default=[], metavar="MODEL=FILE",
-                        help="the same at half size (512x1024)")
-    parser.add_argument("--threads", type=int, default=1, help="thread count whose times go in the table (default 1)")
-    parser.add_argument("--min-agreement", type=float, default=0.995,
-                        help="leave out backend rows whose argmax agreement with torch fp32 is lower (default 0.995), "
-                             "and int8 rows whose mIoU drop is 0.5 points or more")
-    parser.add_argument("--plot-size", choices=["full", "half"], default="full", help="CPU time axis of the plot")
-    parser.add_argument("--out", help="markdown file to write (default: print)")
-    parser.add_argument("--plot", help="PNG file for mIoU against CPU time")
 
 
 def read_json_list(path: str | Path) -> list[dict]:
@@ -236,25 +219,3 @@ def plot(models: dict[str, dict], evals: dict[str, float], path: str | Path, *, 
     write_atomic(path, lambda f: fig.savefig(f, dpi=120, format="png"))
     plt.close(fig)
     return Path(path)
-
-
-def run(args: argparse.Namespace) -> int:
-    rows = [r for path in args.bench for r in read_json_list(path)]
-    models = summarize(rows, threads=args.threads, min_agreement=args.min_agreement)
-    evals_full = dict(read_eval(s) for s in args.eval)
-    evals_half = dict(read_eval(s) for s in args.eval_half)
-    table = build_table(models, evals_full, evals_half, threads=args.threads)
-    if args.out:
-        from segment.atomic import write_text
-
-        write_text(args.out, table + "\n")
-        print(f"wrote {args.out}")
-    else:
-        print(table)
-    if args.plot:
-        evals = evals_full if args.plot_size == "full" else evals_half
-        if not evals:
-            evals = evals_half or evals_full
-        plot(models, evals, args.plot, size=args.plot_size, threads=args.threads)
-        print(f"wrote {args.plot}")
-    return 0

@@ -1,20 +1,14 @@
-"""``segment zoo``: the paper's models with our parameter and MAdds counts beside the paper's."""
+"""The paper's models with our parameter and MAdds counts beside the paper's (the tables of ``segment zoo``,
+whose command is ``segment.commands.zoo``)."""
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 
 from segment.complexity import DEEPLAB_FULL, DEEPLAB_HALF, FULL, HALF, count_conv_madds, count_madds, count_params
 from segment.model import build_model
-from segment.presets import ALIASES, Preset, get_preset, list_presets
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
-    parser.add_argument("--blocks", action="store_true",
-                        help="print each backbone block's stride, dilation rate and residual at OS 16 and 32 instead")
+from segment.presets import ALIASES, Preset, get_preset
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,13 +111,3 @@ def format_blocks(rows: list[dict]) -> str:
     lines = [[r["backbone"], r["output_stride"], r["block"], r["stride"], r["rate"], "yes" if r["residual"] else "-"]
              for r in rows]
     return "\n".join(_columns(header, lines))
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.blocks:
-        rows = block_rows()
-        print(json.dumps(rows, indent=2) if args.json else format_blocks(rows))
-        return 0
-    rows = [zoo_row(p) for p in list_presets()]
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
-    return 0

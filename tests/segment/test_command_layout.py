@@ -36,6 +36,7 @@ def _commands_in(modules: set[str]) -> list[str]:
     "import segment.bundled",
     "from segment.bundled import load_predictor",
     "import segment.predict",
+    "import segment.bench, segment.zoo, segment.report",
     "import data.loadbench",
     "import train.checkpointing",
 ])
@@ -59,7 +60,7 @@ def test_serve_imports_no_command_module():
 def test_command_modules_are_where_the_entry_point_says():
     from segment.cli import COMMANDS
 
-    assert COMMANDS["predict"][0] == "segment.commands.predict"
-    assert COMMANDS["export"][0] == "segment.commands.export"
+    for name in ("zoo", "export", "predict", "bench", "report"):  # the subcommands segment itself owns
+        assert COMMANDS[name][0] == f"segment.commands.{name}"
     for module_name, _ in COMMANDS.values():
         assert (ROOT / (module_name.replace(".", "/") + ".py")).is_file(), module_name
