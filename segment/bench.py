@@ -502,14 +502,18 @@ def guard_miou(args, subjects, sizes) -> dict:
 
 
 def write_guard_file(path: str, records: list[dict]) -> None:
-    """Merge ``records`` into the guard file at ``path`` (one record per weights, backend, precision, size, engine, CPU)."""
+    """Merge ``records`` into the guard file at ``path`` (one record per backend, precision, size, engine, CPU)."""
     from segment.atomic import write_json
     from segment.predict import read_guard_file
 
     def ident(r: dict) -> tuple:
         return r.get("key"), r.get("backend"), r.get("precision"), tuple(r.get("size", ())), r.get("engine"), r.get("cpu")
 
-    merged = {ident(r): r for r in read_guard_file(path)} if Path(path).exists() else {}
+    # A guard file sits beside one checkpoint: records of other weights (an earlier training
+    # of it) would never apply again, so they are dropped.
+    keys = {r.get("key") for r in records}
+    old = read_guard_file(path) if Path(path).exists() else []
+    merged = {ident(r): r for r in old if r.get("key") in keys}
     # The dataset's folder on this machine means nothing where the file is shipped.
     merged.update({ident(r): {k: v for k, v in r.items() if k != "root"} for r in records})
     write_json(path, {"about": "argmax agreement with torch fp32 and mIoU per backend and precision on a "

@@ -358,3 +358,20 @@ def test_bench_input_follows_the_size_rule(tmp_path):
     assert plan.run_hw == plan.valid_hw == (1248, 1664) and image.shape == (1248, 1664, 3)
     image, plan = bench_input((64, 128), str(path))  # an explicit HxW is exactly that
     assert image.shape == (64, 128, 3) and plan.run_hw == plan.valid_hw == (64, 128)
+
+
+def test_guard_file_keeps_the_current_weights_records_only(tmp_path):
+    from segment.bench import write_guard_file
+
+    path = tmp_path / "m.guard.json"
+
+    def rec(key, backend, size):
+        return {"key": key, "backend": backend, "precision": "fp32", "size": list(size), "engine": "e", "cpu": "c",
+                "agreement": 1.0, "root": "/data"}
+
+    write_guard_file(str(path), [rec("old", "openvino", (512, 1024)), rec("old", "torch", (512, 1024))])
+    write_guard_file(str(path), [rec("new", "openvino", (608, 832))])
+    write_guard_file(str(path), [rec("new", "torch", (608, 832))])
+    records = json.loads(path.read_text())["records"]
+    assert sorted((r["key"], r["backend"]) for r in records) == [("new", "openvino"), ("new", "torch")]
+    assert all("root" not in r for r in records)

@@ -11,6 +11,7 @@ from segment.config import ModelConfig
 from segment.errors import UserError
 from segment.predict import MIN_AGREEMENT, Predictor, guard_file_for
 from segment.presets import get_preset
+from segment.sizes import plan_run
 
 
 def test_shipped_guard_records_belong_to_the_shipped_weights():
@@ -26,11 +27,12 @@ def test_shipped_guard_records_belong_to_the_shipped_weights():
                 "miou_drop"} <= set(r)
         assert 0.0 <= r["agreement_min"] <= r["agreement"] <= 1.0
         assert "root" not in r  # no paths of the machine that measured them
-    # What the speed claims rest on: mixed passes the guard at both sizes, whole-model bf16 fails at full.
-    by = {(r["backend"], r["precision"], tuple(r["size"])): r for r in records}
-    for size in ((512, 1024), (1024, 2048)):
-        assert by["openvino", "mixed", size]["agreement"] >= MIN_AGREEMENT
-    assert by["openvino", "bf16", (1024, 2048)]["agreement"] < MIN_AGREEMENT
+    # Measured as photos run: CamVid's 4:3 frames in the 4:3 bucket of each budget.
+    by = {(r["backend"], r["precision"], r["budget"]): r for r in records}
+    assert {tuple(r["size"]) for r in records} == {plan_run((360, 480), "half").run_hw, plan_run((360, 480), "full").run_hw}
+    # What the speed claims rest on: mixed passes the guard at both budgets.
+    for budget in ("half", "full"):
+        assert by["openvino", "mixed", budget]["agreement"] >= MIN_AGREEMENT
 
 
 # -- the registry: large (default) and small ------------------------------------------------------
