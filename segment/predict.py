@@ -33,7 +33,7 @@ from segment.sizes import SIZES, RunPlan, budget_of, buckets, fit_and_pad, pad_c
 
 MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
 MAX_MIOU_DROP = 0.5  # mIoU points; int8 is offered only with a guard record under this, any precision fails above it
-MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the name for the int8 rule
+MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the int8 rule: offered only below this mIoU drop
 
 log = logging.getLogger("segment.predict")
 
