@@ -222,10 +222,10 @@ class _V2Block(nn.Module):
     """MobileNetV2 inverted residual with dilation (torchvision's V2 block has none)."""
 
     def __init__(self, *, in_channels: int, out_channels: int, expansion: int, stride: int, dilation: int,
-                 residual: bool, norm: Callable[..., nn.Module]) -> None:
+                 norm: Callable[..., nn.Module]) -> None:
         super().__init__()
         hidden = in_channels * expansion
-        self.use_res_connect = residual and stride == 1 and in_channels == out_channels
+        self.use_res_connect = stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if expansion != 1:
             layers.append(Conv2dNormActivation(in_channels, hidden, kernel_size=1, norm_layer=norm, activation_layer=nn.ReLU6))
@@ -274,14 +274,13 @@ class MobileNetV2Backbone(nn.Module):
         nominal = [s for _, _, s in rows]
         schedule = atrous_schedule(nominal, output_stride=output_stride, first_rate=first_atrous_rate)
         blocks, in_ch = [], stem_ch
-        for (t, out_ch, s), (stride, rate) in zip(rows, schedule):
+        for (t, out_ch, _), (stride, rate) in zip(rows, schedule):
             blocks.append(_V2Block(
-                in_channels=in_ch, out_channels=out_ch, expansion=t, stride=stride, dilation=rate,
-                # torchvision's convention: a block whose stride 2 was removed has no residual.
-                residual=first_atrous_residual or s == 1, norm=norm,
+                in_channels=in_ch, out_channels=out_ch, expansion=t, stride=stride, dilation=rate, norm=norm,
             ))
             in_ch = out_ch
         self.blocks = nn.ModuleList(blocks)
+        _drop_atrous_residual(self.blocks, nominal, schedule, keep=first_atrous_residual)
         self.low_index = _last_stride8_index(nominal)
         low_block = self.blocks[self.low_index]
         self.output_specs = {
