@@ -16,6 +16,7 @@ import numpy as np
 from .base import PairDataset, Transform
 from .errors import DatasetError
 from .labels import CAMVID_TO_CITYSCAPES, IGNORE_INDEX, TRAIN_ID, label_space
+from .splits import split_files
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -29,11 +30,21 @@ def camvid_to_trainid_lut() -> np.ndarray:
     return lut
 
 
+def camvid_sequence(image: Path) -> str:
+    """The drive a CamVid frame comes from: its name up to the first '_' (0001TP_006690.png -> 0001TP)."""
+    return image.stem.split("_", 1)[0]
+
+
 def camvid_files(root: str | Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, label) pairs of a split expression (``train+val@!0001TP``: data.splits)."""
+    return split_files(
+        split, allowed=SPLITS, dataset="CamVid",
+        files_of=lambda one: _one_split(Path(root), one), sequence_of=camvid_sequence,
+    )
+
+
+def _one_split(root: Path, split: str) -> list[tuple[Path, Path]]:
     """(image, label) pairs of one split; DatasetError naming what is missing."""
-    if split not in SPLITS:
-        raise DatasetError(f"CamVid split must be one of {', '.join(SPLITS)}, got {split!r}")
-    root = Path(root)
     image_dir, label_dir = root / split, root / f"{split}annot"
     for d in (image_dir, label_dir):
         if not d.is_dir():

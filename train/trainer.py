@@ -488,6 +488,10 @@ def evaluate_and_checkpoint(run: Run, *, stopping: bool) -> None:
         if run.last_eval["miou"] > run.best["miou"]:
             run.best = {"miou": run.last_eval["miou"], "iter": it}
             save_checkpoint(run, "best.pt")
+    elif at_end and cfg.bn_recalib_batches:
+        # No validation set: the final weights still get the statistics an evaluation would give them.
+        recalibrate_bn(model=run.model, batches=bn_batches(run), device=run.device,
+                       channels_last=cfg.channels_last, info=run.info)
     if evaluate_now or stopping or it % cfg.ckpt_every == 0 or at_end:
         run.last_good = save_checkpoint(run, "last.pt")
 
