@@ -7,8 +7,10 @@ logits, see ``segment.backends.graph``) -> exact bilinear-upsample argmax
 (``segment.postprocess``) -> crop of the padding and nearest resize of the
 labels back to the image's size. Backends: torch, onnxruntime, openvino, at
 fp32 / bf16 / int8; ``backend="auto"`` measures the candidates on this machine
-and picks the fastest one whose labels agree with torch fp32 (the accuracy
-guard), and records why in ``Predictor.selections``.
+(interleaved rounds, ``segment.autoselect``) and picks the fastest one whose
+labels agree with torch fp32 (the accuracy guard), records why in
+``Predictor.selections``, keeps timing it on real requests and measures again
+when it serves much slower than another candidate measured.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +28,9 @@ import cv2
 import numpy as np
 import torch
 
-from segment.backends import Backend, BackendError, BackendSpec, build_backend, candidate_specs, graph_key, resolve_threads
+from segment.autoselect import MEASURE_LOCK, AutoConfig, LiveMonitor, Measurement, measure_interleaved, utc_now
+from segment.backends import (Backend, BackendError, BackendSpec, available_backends, build_backend, candidate_specs,
+                              graph_key, resolve_threads)
 from segment.backends.base import cpu_kind  # noqa: F401  (guard records name the bf16 hardware)
 from segment.backends.cache import default_cache_dir, write_json_atomic
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
@@ -34,6 +40,7 @@ from segment.sizes import SIZES, RunPlan, budget_of, buckets, fit_and_pad, pad_c
 MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
 MAX_MIOU_DROP = 0.5  # mIoU points; int8 is offered only with a guard record under this, any precision fails above it
 MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the int8 rule: offered only below this mIoU drop
+HISTORY_KEPT = 20  # events (measurements, switches) kept in a size's auto file
 
 log = logging.getLogger("segment.predict")
 
@@ -71,6 +78,30 @@ class Selection:
     candidates: list[dict] = field(default_factory=list)  # backend, precision, agreement, ms, chosen/skipped reason
     cached: bool = False  # True: read from an earlier measurement on this machine
     reused_from: tuple[int, int] | None = None  # the budget's 2:1 shape whose choice this bucket reuses
+    reason: str = ""  # "first measurement", "forced", "re-check switch", "re-check kept"
+    chosen_utc: str | None = None  # when that measurement was made
+    rounds: int | None = None  # interleaved rounds it took
+    history: list[dict] = field(default_factory=list)  # earlier events at this size, oldest first
+
+
+@dataclass
+class ServingState:
+    """What serves one run shape right now, for a status line."""
+
+    backend: str
+    precision: str
+    how: str  # "fixed", "default", "measured", "remembered", "switched", "not built"
+    measuring: bool  # a measurement for this shape's pixel budget is queued or running
+    reason: str = ""  # the selection's reason and time, when auto chose
+
+    def describe(self) -> str:
+        text = f"{self.backend} {self.precision}"
+        if self.how == "default":
+            return text + (" (default; the candidates are being measured in the background and the fastest "
+                           "takes over)" if self.measuring else " (default until auto measures the candidates)")
+        if self.how in ("measured", "remembered", "switched"):
+            text += f" (chosen by auto: {self.reason})"
+        return text + ("; measuring again in the background" if self.measuring else "")
 
 
 class Predictor:
@@ -78,7 +109,8 @@ class Predictor:
                  mean: list[float], std: list[float], name: str = "model", backend: str = "torch",
                  precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None,
                  calib_data: str | Path | None = None, compile: bool = False, channels_last: bool = True,
-                 min_agreement: float = MIN_AGREEMENT, config=None, guard_file: str | Path | None = None) -> None:
+                 min_agreement: float = MIN_AGREEMENT, config=None, guard_file: str | Path | None = None,
+                 auto: AutoConfig | None = None) -> None:
         self.model = model.eval()
         self.config = config  # ModelConfig when known (checkpoint or preset): the benchmark's paper row
         self.classes = list(classes)
@@ -98,8 +130,20 @@ class Predictor:
         self.guard_file = Path(guard_file) if guard_file else None  # shipped labelled-set guard records, if any
         self._shipped_records: list[dict] | None = None  # read once, on first use
         self.selections: dict[tuple[int, int], Selection] = {}
-        self._backends: dict[tuple[int, int], Backend] = {}
+        self._backends: dict[tuple[int, int], Backend] = {}  # what serves each run shape now
         self._key: str | None = None
+        self.auto = auto or AutoConfig()
+        # Builds, selections and swaps of self._backends; never held while timing.
+        self._lock = threading.RLock()
+        self._monitors: dict[tuple[int, int], LiveMonitor] = {}  # per budget's primary shape
+        self._defaults: set[tuple[int, int]] = set()  # run shapes served by the default until a choice is made
+        self._pending: set[tuple[int, int]] = set()  # primaries waiting for a selection (after_first)
+        self._queued: set[tuple[int, int]] = set()  # primaries with background work queued or running
+        self._forced: set[tuple[int, int]] = set()  # primaries already measured again for auto.reselect
+        self._jobs: deque = deque()
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.listeners: list = []  # callables taking one line: told when auto chooses or switches
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, *, backend: str = "torch", precision: str = "fp32",
@@ -163,17 +207,20 @@ class Predictor:
                              cache_dir=self.cache_dir, calib_data=self.calib_data)
 
     def backend_for(self, size: tuple[int, int]) -> Backend:
+        """What serves ``size`` now (built, and for "auto" chosen or defaulted, on first use)."""
         size = tuple(size)
-        if size not in self._backends:
-            if self.backend == "auto":
-                budget = budget_of(size)
-                primary = SIZES[budget] if budget else size
-                self._backends[size] = self._select(size) if primary == size else self._select_like(size, primary)
-            else:
-                spec = BackendSpec(backend=self.backend, precision=self.precision, threads=self.threads,
-                                   compile=self.compile, channels_last=self.channels_last)
-                self._backends[size] = self.build(spec, size)
-        return self._backends[size]
+        backend = self._backends.get(size)
+        if backend is not None:
+            return backend
+        with self._lock:  # one thread builds a shape; the others wait for it
+            if size not in self._backends:
+                if self.backend == "auto":
+                    self._backends[size] = self._auto_backend(size)
+                else:
+                    spec = BackendSpec(backend=self.backend, precision=self.precision, threads=self.threads,
+                                       compile=self.compile, channels_last=self.channels_last)
+                    self._backends[size] = self.build(spec, size)
+            return self._backends[size]
 
     # -- the request ----------------------------------------------------------------------------
 
@@ -209,12 +256,18 @@ class Predictor:
         start = time.perf_counter()
         h, w = image.shape[:2]
         plan = self.plan((h, w), size)
+        if self._pending:
+            self._select_pending(plan.run_hw)
+        # A local reference: a swap by a background selection leaves this request on its backend.
         backend = self.backend_for(plan.run_hw)
         x = self.prepare(image, plan)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), self.auto.clock()
         logits = backend.run(x)
         model_ms = (time.perf_counter() - t0) * 1e3
-        labels = self.restore(upsample_argmax(logits, plan.run_hw), plan, (h, w))
+        labels = upsample_argmax(logits, plan.run_hw)
+        # What auto measured per candidate (the backend and the upsample-argmax of its logits).
+        self._observe(plan.run_hw, backend, (self.auto.clock() - c0) * 1e3)
+        labels = self.restore(labels, plan, (h, w))
         return Prediction(labels=labels, model_ms=model_ms, total_ms=(time.perf_counter() - start) * 1e3,
                           backend=backend.name, precision=backend.precision, input_size=plan.run_hw,
                           valid_size=plan.valid_hw, size=size if isinstance(size, str) else f"{size[0]}x{size[1]}",
@@ -287,6 +340,14 @@ class Predictor:
         recs = [self.guard_record(spec, size) for spec in candidate_specs(threads=self.threads)]
         return hashlib.sha256(json.dumps(recs, sort_keys=True).encode()).hexdigest()[:12]
 
+    # -- backend="auto": the remembered choice ----------------------------------------------------
+
+    @staticmethod
+    def primary_of(size: tuple[int, int]) -> tuple[int, int]:
+        """The shape auto measures for ``size``: its pixel budget's 2:1 shape, or ``size`` itself."""
+        budget = budget_of(tuple(size))
+        return tuple(SIZES[budget]) if budget else tuple(size)
+
     def _selection_path(self, size: tuple[int, int]) -> Path:
         # Keyed by the engines' versions too: an upgrade re-measures.
         import importlib.metadata as md
@@ -300,15 +361,37 @@ class Predictor:
         tag = hashlib.sha256("|".join(versions).encode()).hexdigest()[:8]
         return self.cache_dir / self.key / f"{size[0]}x{size[1]}" / f"auto-{self.threads}threads-{tag}.json"
 
-    def _saved_selection(self, size: tuple[int, int]) -> dict | None:
-        """The choice an earlier run measured at ``size`` on this machine, if its guard records have not changed."""
+    def _read_selection_file(self, size: tuple[int, int]) -> dict | None:
         try:
             saved = json.loads(self._selection_path(size).read_text())
         except (OSError, ValueError):  # no file or unreadable: measure again
             return None
         if not isinstance(saved, dict) or "backend" not in saved or "requested_precision" not in saved:
             return None
+        return saved
+
+    def _saved_selection(self, size: tuple[int, int]) -> dict | None:
+        """The choice an earlier run measured at ``size`` on this machine, if its guard records have not changed."""
+        saved = self._read_selection_file(size)
+        if saved is None:
+            return None
         return saved if saved.get("guard_records") == self._guard_fingerprint(size) else None
+
+    def saved_selections(self) -> dict[tuple[int, int], dict]:
+        """Every remembered auto choice of these weights at these threads and engine versions, by shape;
+        ``stale`` is True where the guard records changed since (the next use measures again)."""
+        name = self._selection_path((0, 0)).name
+        found = {}
+        for path in sorted((self.cache_dir / self.key).glob(f"*/{name}")):
+            try:
+                size = tuple(int(v) for v in path.parent.name.split("x"))
+            except ValueError:
+                continue
+            saved = self._read_selection_file(size)
+            if saved is not None:
+                found[size] = {**saved, "path": str(path),
+                               "stale": saved.get("guard_records") != self._guard_fingerprint(size)}
+        return dict(sorted(found.items()))
 
     def _cached_selection(self, size: tuple[int, int]) -> Backend | None:
         """The backend an earlier run chose at ``size``, built; None to measure again."""
@@ -321,10 +404,92 @@ class Predictor:
         except Exception:  # the backend no longer builds: measure again
             return None
         self.selections[size] = Selection(backend=backend.name, precision=backend.precision, size=size,
-                                          threads=self.threads, candidates=saved.get("candidates", []), cached=True)
+                                          threads=self.threads, candidates=saved.get("candidates", []), cached=True,
+                                          **_selection_fields(saved))
+        self._watch(size, self.selections[size].candidates)
         log.info("auto backend at %dx%d: %s %s (measured earlier: %s)", size[0], size[1], backend.name,
                  backend.precision, self._selection_path(size))
         return backend
+
+    def _save_selection(self, size: tuple[int, int], sel: Selection, requested_precision: str) -> None:
+        payload = {"backend": sel.backend, "precision": sel.precision, "requested_precision": requested_precision,
+                   "guard_records": self._guard_fingerprint(size), "reason": sel.reason,
+                   "chosen_utc": sel.chosen_utc, "rounds": sel.rounds, "model": self.name, "threads": self.threads,
+                   "candidates": sel.candidates, "history": sel.history[-HISTORY_KEPT:]}
+        try:
+            write_json_atomic(self._selection_path(size), payload)
+        except OSError as exc:  # a read-only cache only costs a re-measurement next time
+            log.warning("could not save the auto choice: %s", exc)
+
+    # -- backend="auto": which backend serves a shape ---------------------------------------------
+
+    def _auto_backend(self, size: tuple[int, int]) -> Backend:
+        """The backend for a shape not served yet (``self._lock`` held)."""
+        primary = self.primary_of(size)
+        if self.auto.start == "measure" or self._known(primary):
+            return self._select(size) if primary == size else self._select_like(size, primary)
+        # Nothing chosen for this budget yet: serve the default now, choose later.
+        self._defaults.add(size)
+        if self.auto.start == "background":
+            self._schedule(primary, lambda: self._select_and_adopt(primary))
+        else:
+            self._pending.add(primary)
+        spec = self.default_spec(size)
+        log.info("auto backend at %dx%d: %s %s until the candidates are measured", size[0], size[1],
+                 spec.backend, spec.precision)
+        return self.build(spec, size)
+
+    def _known(self, primary: tuple[int, int]) -> bool:
+        """Whether a choice exists for this budget: made here, or remembered (and not being re-made)."""
+        if primary in self.selections:
+            return True
+        return not self._forcing(primary) and self._saved_selection(primary) is not None
+
+    def _forcing(self, primary: tuple[int, int]) -> bool:
+        return self.auto.reselect and tuple(primary) not in self._forced
+
+    def default_spec(self, size: tuple[int, int]) -> BackendSpec:
+        """What auto serves before it has measured: OpenVINO at bf16, else mixed, where a guard record
+        for this shape's budget passes (records are per CPU kind and engine version), else fp32;
+        torch fp32 without OpenVINO. No build or timing: the shipped records are the evidence."""
+        if "openvino" not in available_backends():
+            return BackendSpec(backend="torch", precision="fp32", threads=self.threads)
+        runnable = {(s.backend, s.precision) for s in candidate_specs(threads=self.threads)}
+        for precision in ("bf16", "mixed"):
+            spec = BackendSpec(backend="openvino", precision=precision, threads=self.threads)
+            if ("openvino", precision) in runnable and self._record_passes(self.guard_record(spec, size)):
+                return spec
+        return BackendSpec(backend="openvino", precision="fp32", threads=self.threads)
+
+    def _record_passes(self, rec: dict | None) -> bool:
+        return (rec is not None and "agreement" in rec and rec["agreement"] >= self.min_agreement
+                and rec.get("miou_drop", 0.0) < MAX_MIOU_DROP)
+
+    def _select_pending(self, size: tuple[int, int]) -> None:
+        """``start="after_first"``: the budget's first request ran on the default; select before this one."""
+        primary = self.primary_of(size)
+        with self._lock:
+            if primary not in self._pending:
+                return
+            self._pending.discard(primary)
+        self._select_and_adopt(primary)
+
+    def _select_and_adopt(self, primary: tuple[int, int]) -> None:
+        """Choose at a budget's primary shape, then move every shape of the budget onto the choice."""
+        self._adopt(primary, self._select(primary))
+
+    def _adopt(self, primary: tuple[int, int], chosen: Backend) -> None:
+        """Serve ``chosen`` at ``primary`` and the choice at the budget's other served shapes. A request
+        already running keeps the backend it started with (``predict`` holds its own reference)."""
+        with self._lock:
+            others = [s for s in self._backends if s != primary and self.primary_of(s) == primary]
+            self._backends[primary] = chosen
+            self._defaults.discard(primary)
+        for shape in others:
+            backend = self._select_like(shape, primary)
+            with self._lock:
+                self._backends[shape] = backend
+                self._defaults.discard(shape)
 
     def _select_like(self, size: tuple[int, int], primary: tuple[int, int]) -> Backend:
         """A bucket of a pixel budget: reuse the choice made at the budget's 2:1 shape ``primary``.
@@ -336,31 +501,32 @@ class Predictor:
         measured on its own.
         """
         if primary in self.selections:
-            sel = self.selections[primary]
-            candidates, cached = sel.candidates, sel.cached
+            base = self.selections[primary]
         else:
-            saved = self._saved_selection(primary)
+            saved = None if self._forcing(primary) else self._saved_selection(primary)
             if saved is None:  # never measured: measure the budget once, at its own shape
                 self.backend_for(primary)
-                sel = self.selections[primary]
-                candidates, cached = sel.candidates, sel.cached
+                base = self.selections[primary]
             else:
-                candidates, cached = saved.get("candidates", []), True
-                for row in candidates:  # files written before rows kept the precision asked for
+                base = Selection(backend=saved["backend"], precision=saved["precision"], size=primary,
+                                 threads=self.threads, candidates=saved.get("candidates", []), cached=True,
+                                 **_selection_fields(saved))
+                for row in base.candidates:  # files written before rows kept the precision asked for
                     if row.get("chosen") and "requested_precision" not in row:
                         row["requested_precision"] = saved["requested_precision"]
-        ranked = sorted((row for row in candidates if not row.get("skipped") and "request_ms" in row),
+        if primary not in self._monitors:
+            self._watch(primary, base.candidates)
+        ranked = sorted((row for row in base.candidates if not row.get("skipped") and "request_ms" in row),
                         key=lambda row: row["request_ms"])
         report = []
         for row in ranked:
-            spec = BackendSpec(backend=row["backend"], precision=row.get("requested_precision", row["precision"]),
-                               threads=self.threads)
+            spec = _spec_of(row, threads=self.threads)
             here = {"backend": spec.backend, "precision": spec.precision,
                     "at_budget_shape": {k: row[k] for k in ("request_ms", "agreement", "guard") if k in row}}
             report.append(here)
             rec = self.guard_record(spec, size)
             if (rec is not None and "agreement" in rec and tuple(rec.get("size", ())) == tuple(size)
-                    and (rec["agreement"] < self.min_agreement or rec.get("miou_drop", 0.0) >= MAX_MIOU_DROP)):
+                    and not self._record_passes(rec)):
                 here["skipped"] = f"labelled-set guard at {size[0]}x{size[1]}: agreement {rec['agreement']:.4f}, " \
                                   f"mIoU drop {rec.get('miou_drop', 0.0):+.2f}"
                 continue
@@ -371,21 +537,45 @@ class Predictor:
                 continue
             here["chosen"] = True
             self.selections[size] = Selection(backend=backend.name, precision=backend.precision, size=size,
-                                              threads=self.threads, candidates=report, cached=cached,
-                                              reused_from=tuple(primary))
+                                              threads=self.threads, candidates=report, cached=base.cached,
+                                              reused_from=tuple(primary), reason=base.reason,
+                                              chosen_utc=base.chosen_utc, rounds=base.rounds)
             log.info("auto backend at %dx%d: %s %s (the choice at %dx%d, same pixel budget)", size[0], size[1],
                      backend.name, backend.precision, primary[0], primary[1])
             return backend
         return self._select(size)
 
+    # -- backend="auto": measuring ----------------------------------------------------------------
+
     def _select(self, size: tuple[int, int]) -> Backend:
-        cached = self._cached_selection(size)
-        if cached is not None:
-            return cached
+        if not self._forcing(size):
+            cached = self._cached_selection(size)
+            if cached is not None:
+                return cached
+        return self._measure(size)
+
+    def _measure(self, size: tuple[int, int], *, reason: str | None = None) -> Backend:
+        """Build every candidate that passes the guard, time them interleaved, keep the fastest."""
+        reason = reason or ("forced" if self._forcing(size) else "first measurement")
+        report, qualified = self._qualify(size)
+        if not qualified:
+            raise BackendError(f"no backend passed the accuracy guard at {size}: {report}")
+        chosen = self._record_measurement(size, report, qualified, self._time_candidates(size, qualified),
+                                          event={"reason": reason})
+        self._forced.add(tuple(size))
+        return chosen
+
+    def reselect(self, size: tuple[int, int]) -> Selection:
+        """Measure the candidates at ``size`` now, whatever was remembered, and serve the choice."""
+        primary = self.primary_of(size)
+        self._adopt(primary, self._measure(primary, reason="forced"))
+        return self.selections[primary]
+
+    def _qualify(self, size: tuple[int, int]) -> tuple[list[dict], list[tuple[dict, BackendSpec, Backend]]]:
+        """Every candidate's row (why skipped, agreement), and the built ones that pass the guard."""
         images = self.guard_images(size)
         refs: list[np.ndarray] = []  # torch fp32 labels of the guard images, computed only if a candidate needs them
-        best: tuple[float, Backend] | None = None
-        report = []
+        report, qualified = [], []
         for spec in candidate_specs(threads=self.threads):
             row = {"backend": spec.backend, "precision": spec.precision}
             report.append(row)
@@ -404,9 +594,10 @@ class Predictor:
                 row["skipped"] = ("no mIoU guard record (run 'segment bench --guard-data')" if rec is None
                                   else f"mIoU drop {rec['miou_drop']:.2f} >= {MAX_MIOU_DROP}")
                 continue
+            if self._stop.is_set():
+                raise BackendError("stopped before the candidates were measured")
             try:
                 backend = self.build(spec, size)
-                ms = _median_ms(lambda: self._labels(backend, images[0], size), runs=3)
                 if "guard" not in row:
                     refs = refs or [self.reference_labels(img) for img in images]
                     agree = float(np.mean([np.mean(self._labels(backend, img, size) == ref)
@@ -414,7 +605,7 @@ class Predictor:
             except Exception as exc:  # a backend that cannot run here is skipped, with the reason kept
                 row["skipped"] = f"{type(exc).__name__}: {exc}"
                 continue
-            row.update(precision=backend.precision, requested_precision=spec.precision, request_ms=ms)
+            row.update(precision=backend.precision, requested_precision=spec.precision)
             if "guard" in row:
                 row["agreement"] = rec["agreement"]
             else:
@@ -423,25 +614,195 @@ class Predictor:
                 if agree < self.min_agreement:
                     row["skipped"] = f"agreement {agree:.4f} < {self.min_agreement}"
                     continue
-            if best is None or ms < best[0]:
-                best = (ms, backend, spec)
-        if best is None:
-            raise BackendError(f"no backend passed the accuracy guard at {size}: {report}")
-        chosen, chosen_spec = best[1], best[2]
+            qualified.append((row, spec, backend))
+        return report, qualified
+
+    def _time_candidates(self, size: tuple[int, int], qualified: list) -> Measurement:
+        """Interleaved rounds of whole requests (backend + upsample-argmax) on one guard image, in this
+        process and with this Predictor's threads: the way requests run."""
+        image = self.guard_images(size, count=1)[0]
+        runners = {_label(row): (lambda b=backend: self._labels(b, image, size)) for row, _, backend in qualified}
+        with MEASURE_LOCK:
+            measurement = measure_interleaved(runners, config=self.auto.measure, clock=self.auto.clock,
+                                              stop=self._stop)
+        if self._stop.is_set():
+            raise BackendError("stopped while measuring the candidates")
+        return measurement
+
+    def _record_measurement(self, size: tuple[int, int], report: list[dict], qualified: list, measurement,
+                            *, event: dict) -> Backend:
+        """Write the figures into the rows, choose the fastest, remember it (file + history); its backend."""
+        timings = {t.label: t for t in measurement.timings}
+        for row, _, _ in qualified:
+            t = timings[_label(row)]
+            row.update(request_ms=round(t.median_ms, 3), spread_ms=[round(v, 3) for v in t.spread_ms],
+                       runs=len(t.times_ms))
+        best = measurement.fastest
+        chosen_row, chosen_spec, chosen = next(q for q in qualified if _label(q[0]) == best.label)
         for row in report:
-            row["chosen"] = row.get("skipped") is None and row["backend"] == chosen.name and row["precision"] == chosen.precision
-        self.selections[size] = Selection(backend=chosen.name, precision=chosen.precision, size=size,
-                                          threads=self.threads, candidates=report)
-        log.info("auto backend at %dx%d: %s %s (%.1f ms per request)", size[0], size[1], chosen.name,
-                 chosen.precision, best[0])
-        try:
-            write_json_atomic(self._selection_path(size), {"backend": chosen.name, "precision": chosen.precision,
-                                                           "requested_precision": chosen_spec.precision,
-                                                           "guard_records": self._guard_fingerprint(size),
-                                                           "candidates": report})
-        except OSError as exc:  # a read-only cache only costs a re-measurement next time
-            log.warning("could not save the auto choice: %s", exc)
+            row["chosen"] = row is chosen_row
+        event = {"utc": utc_now(), **event, "to": best.label, "rounds": measurement.rounds,
+                 "separated": measurement.separated, "figures": measurement.figures()}
+        earlier = self.selections.get(size)
+        history = earlier.history if earlier else (self._read_selection_file(size) or {}).get("history", [])
+        sel = Selection(backend=chosen.name, precision=chosen.precision, size=size, threads=self.threads,
+                        candidates=report, reason=event["reason"], chosen_utc=event["utc"],
+                        rounds=measurement.rounds, history=[*history, event][-HISTORY_KEPT:])
+        self.selections[size] = sel
+        self._watch(size, report)
+        self._save_selection(size, sel, requested_precision=chosen_spec.precision)
+        runner_up = f", next {measurement.timings[1].label} {measurement.timings[1].median_ms:.1f} ms" \
+            if len(measurement.timings) > 1 else ""
+        self._notify(f"auto backend at {size[0]}x{size[1]}: {best.label} ({event['reason']}: "
+                     f"{best.median_ms:.1f} ms per request{runner_up}; {measurement.rounds} interleaved rounds)")
         return chosen
+
+    # -- backend="auto": the live re-check --------------------------------------------------------
+
+    def _watch(self, primary: tuple[int, int], candidates: list[dict]) -> None:
+        """(Re)start the live check of a budget's choice against the best other candidate's figure."""
+        others = [r["request_ms"] for r in candidates
+                  if "request_ms" in r and not r.get("skipped") and not r.get("chosen")]
+        best = min(others) if others else None
+        with self._lock:
+            monitor = self._monitors.get(primary)
+            if monitor is None:
+                self._monitors[primary] = LiveMonitor(config=self.auto.live, best_other_ms=best, clock=self.auto.clock)
+            else:
+                monitor.restart(best_other_ms=best)
+
+    def _observe(self, size: tuple[int, int], backend: Backend, ms: float) -> None:
+        """One real request's time on the chosen backend; starts a re-check when the live rule says so."""
+        if self.backend != "auto" or not self.auto.recheck:
+            return
+        primary = self.primary_of(size)
+        with self._lock:
+            monitor = self._monitors.get(primary)
+            if (monitor is None or size in self._defaults or primary in self._queued
+                    or self._backends.get(size) is not backend or not monitor.observe(ms)):
+                return
+            running, best, count = monitor.running_median_ms, monitor.best_other_ms, len(monitor.window)
+            monitor.restart(best_other_ms=best)  # the cooldown starts now, whatever the re-check finds
+        why = (f"running median {running:.1f} ms over the last {count} "
+               f"requests > {self.auto.live.slow_factor} x {best:.1f} ms, the best other candidate's figure")
+        log.info("auto backend at %dx%d: re-checking (%s)", size[0], size[1], why)
+        if self.auto.start == "background":
+            self._schedule(primary, lambda: self._recheck(primary, why=why, running_ms=running))
+        else:  # in the request's own thread: what it measures is what requests see
+            self._recheck(primary, why=why, running_ms=running)
+
+    def _recheck(self, primary: tuple[int, int], *, why: str, running_ms: float) -> None:
+        """Time the chosen backend against the fastest others again (fresh instances, interleaved);
+        switch the budget to another if it now wins. Both outcomes go into the file's history."""
+        sel = self.selections.get(primary)
+        if sel is None:
+            saved = self._saved_selection(primary)
+            if saved is None:
+                return
+            sel = Selection(backend=saved["backend"], precision=saved["precision"], size=primary,
+                            threads=self.threads, candidates=saved.get("candidates", []), cached=True,
+                            **_selection_fields(saved))
+            self.selections[primary] = sel
+        rows = [r for r in sel.candidates if "request_ms" in r and not r.get("skipped")]
+        current = next((r for r in rows if r.get("chosen")), None)
+        if current is None:
+            return
+        others = sorted((r for r in rows if r is not current), key=lambda r: r["request_ms"])
+        qualified = []
+        for row in [current, *others[: self.auto.live.others]]:
+            spec = _spec_of(row, threads=self.threads)
+            try:
+                qualified.append((row, spec, self.build(spec, primary)))
+            except Exception as exc:
+                log.warning("auto re-check at %s: %s %s does not build (%s)", primary, spec.backend, spec.precision, exc)
+        if len(qualified) < 2:
+            return
+        was, figure = _label(current), current["request_ms"]
+        measurement = self._time_candidates(primary, qualified)
+        switched = measurement.fastest.label != was
+        chosen = self._record_measurement(primary, sel.candidates, qualified, measurement, event={
+            "reason": "re-check switch" if switched else "re-check kept", "from": was, "why": why,
+            "running_median_ms": round(running_ms, 3), "measured_before_ms": figure})
+        if switched:
+            log.warning("auto backend at %dx%d: switched from %s (%.1f ms per request on real requests, %.1f ms "
+                        "when measured) to %s (%.1f ms, interleaved re-measurement)", primary[0], primary[1], was,
+                        running_ms, figure, measurement.fastest.label, measurement.fastest.median_ms)
+            self._adopt(primary, chosen)
+
+    # -- backend="auto": the background worker and the status line --------------------------------
+
+    def _schedule(self, primary: tuple[int, int], job) -> None:
+        """Run ``job`` in this Predictor's one background thread (a budget at most once in the queue)."""
+        with self._lock:
+            if primary in self._queued or self._stop.is_set():
+                return
+            self._queued.add(primary)
+            self._jobs.append((primary, job))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name=f"auto-{self.name}", daemon=True)
+                self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs or self._stop.is_set():
+                    self._worker = None
+                    return
+                primary, job = self._jobs.popleft()
+            try:
+                job()
+            except Exception as exc:  # the shape keeps serving what it serves; say why
+                log.warning("auto backend at %dx%d: background measurement failed: %s", primary[0], primary[1], exc)
+                self._notify(f"auto backend at {primary[0]}x{primary[1]}: measurement failed ({exc}); "
+                             "serving the default")
+            finally:
+                with self._lock:
+                    self._queued.discard(primary)
+
+    def wait_background(self, timeout: float | None = None) -> bool:
+        """Wait for the queued background measurements; True when none is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                worker = self._worker
+            if worker is None:
+                return True
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                return False
+
+    def stop_background(self, timeout: float = 120.0) -> None:
+        """Stop after the current candidate or round (a thread inside an engine at interpreter exit can
+        abort the process); what is being measured is not recorded."""
+        self._stop.set()
+        self.wait_background(timeout)
+
+    def serving_state(self, size: tuple[int, int]) -> ServingState:
+        size = tuple(size)
+        primary = self.primary_of(size)
+        measuring = primary in self._queued or primary in self._pending
+        backend = self._backends.get(size)
+        if backend is None:
+            return ServingState(backend=self.backend, precision=self.precision, how="not built", measuring=measuring)
+        if self.backend != "auto":
+            return ServingState(backend=backend.name, precision=backend.precision, how="fixed", measuring=False)
+        if size in self._defaults:
+            return ServingState(backend=backend.name, precision=backend.precision, how="default", measuring=measuring)
+        sel = self.selections.get(primary) or self.selections.get(size)
+        how = "measured" if sel is None or not sel.cached else "remembered"
+        how = "switched" if sel is not None and sel.reason == "re-check switch" else how
+        when = f" {sel.chosen_utc}" if sel is not None and sel.chosen_utc else ""
+        reason = f"{sel.reason or 'first measurement'}{when}" if sel is not None else ""
+        return ServingState(backend=backend.name, precision=backend.precision, how=how, measuring=measuring,
+                            reason=reason)
+
+    def _notify(self, line: str) -> None:
+        log.info(line)
+        for listener in list(self.listeners):
+            try:
+                listener(line)
+            except Exception:  # a broken listener must not break serving
+                pass
 
     def _labels(self, backend: Backend, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return upsample_argmax(backend.run(image[None]), size)
@@ -481,12 +842,18 @@ def save_guard_record(cache_dir: Path, key: str, size: tuple[int, int], backend:
     return path
 
 
-def _median_ms(fn, *, runs: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+
+def _label(row: dict) -> str:
+    """A candidate's name in measurements and files: backend and the precision asked for."""
+    return f"{row['backend']} {row.get('requested_precision', row['precision'])}"
+
+
+def _spec_of(row: dict, *, threads: int) -> BackendSpec:
+    return BackendSpec(backend=row["backend"], precision=row.get("requested_precision", row["precision"]),
+                       threads=threads)
+
+
+def _selection_fields(saved: dict) -> dict:
+    """The Selection fields a remembered file carries (files written before these had none)."""
+    return {"reason": saved.get("reason", "first measurement"), "chosen_utc": saved.get("chosen_utc"),
+            "rounds": saved.get("rounds"), "history": list(saved.get("history", []))}
