@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "zoo": ("segment.commands.zoo", "list the paper's models with parameters and MAdds beside the paper's"),
     "export": ("segment.commands.export", "export a checkpoint or preset to ONNX / OpenVINO"),
     "predict": ("segment.commands.predict", "segment images, folders or globs into PNGs"),
+    "backends": ("segment.commands.backends", "what backend auto chose per model and size, when and why; "
+                                              "--reselect measures again"),
     "bench": ("segment.commands.bench", "measure CPU latency of models, backends and precisions"),
     "report": ("segment.commands.report", "Table 7 for your CPU: mIoU against CPU time, with a plot"),
     "synth": ("data.synth_cli", "write a synthetic Cityscapes-layout dataset"),
@@ -24,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train.cli", "train a model (CPU, one GPU, or torchrun for many)"),
     "eval": ("train.eval_cli", "evaluate a checkpoint: per-class IoU, mIoU, pixel accuracy"),
     "export-weights": ("train.export_weights", "shrink a training checkpoint to the weights inference needs"),
+    "zoo-add": ("train.zoo_add", "put a trained paper row into the model zoo (fp16 weights, manifest, mIoUs)"),
     "demo": ("serve.cli", "launch the Gradio web demo"),
 }
 

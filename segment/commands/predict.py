@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference engine; auto = the fastest on this machine whose labels match torch fp32, "
                              "measured once per model input size (default: auto, or torch with --size native, "
                              "where every image size would be measured again)")
+    parser.add_argument("--reselect", action="store_true",
+                        help="with --backend auto: measure the candidates again instead of reusing the remembered "
+                             "choice, and remember the new one (see 'segment backends')")
     parser.add_argument("--opacity", type=float, default=0.5, help="overlay only: weight of the colours (0..1)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="leave inputs whose output already exists (resume an interrupted run)")
@@ -163,13 +166,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"segment predict: {f.source}: {f.reason}", file=sys.stderr)
         raise UserError("no images to segment; pass image files, folders or glob patterns")
     backend = args.backend or ("torch" if size == "native" else "auto")
+    if args.reselect and backend != "auto":
+        raise UserError(f"--reselect measures auto's candidates; it needs --backend auto, not {backend}")
     predictor = load_predictor(args.checkpoint, backend, model=args.model)
+    # With nothing remembered, the first image runs on the default backend and auto measures
+    # before the second (and only if there is one: a single photo never pays for a selection).
+    # Not in a background thread: on a machine of a few cores the measurement and the images
+    # would share the cores, slowing both and skewing the figures that pick the backend.
+    if backend == "auto" and hasattr(predictor, "auto"):
+        predictor.auto.start = "after_first"
+        predictor.auto.reselect = args.reselect
     if args.fmt == "labelid" and len(predictor.classes) != 19:
         raise UserError(f"--format labelid needs a model with the 19 Cityscapes train classes; "
                         f"{predictor.name} has {len(predictor.classes)}: use --format trainid")
 
     written = skipped = 0
     shapes: Counter[str] = Counter()  # the sizes the model ran at, for the summary
+    engines: Counter[str] = Counter()  # the backends that ran them (auto may change after the first)
     bar = tqdm(jobs, unit="img", desc="segment predict", file=sys.stderr, dynamic_ncols=True)
     for job in bar:
         if args.skip_existing and job.output.is_file():
@@ -196,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         written += 1
         shapes[_ran_at(prediction)] += 1
+        engines[f"{prediction.backend} {prediction.precision}"] += 1
     bar.close()
 
     print(f"segment predict: wrote {written} PNG(s) to {args.out}"
@@ -204,6 +218,9 @@ def run(args: argparse.Namespace) -> int:
         print("segment predict: the model ran at " + ", ".join(
             f"{shape} for {n} image{'s' if n > 1 else ''}" for shape, n in shapes.most_common(6))
             + (f" and {len(shapes) - 6} other sizes" if len(shapes) > 6 else ""), file=sys.stderr)
+    if engines:
+        print("segment predict: backend " + ", ".join(
+            f"{name} for {n} image{'s' if n > 1 else ''}" for name, n in engines.most_common()), file=sys.stderr)
     if failures:
         print(f"segment predict: {len(failures)} input(s) failed:", file=sys.stderr)
         for f in failures:

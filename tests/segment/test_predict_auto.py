@@ -216,3 +216,48 @@ def test_labels_do_not_depend_on_which_candidate_served(model_parts, tmp_path, f
     a = p.predict(image, size=SIZE)
     b = p.predict(image, size=SIZE)
     assert a.backend != b.backend and np.array_equal(a.labels, b.labels)
+
+
+@pytest.fixture
+def checkpoint(tmp_path, model_parts):
+    from segment.checkpoint import make_checkpoint, save_checkpoint
+    from segment.presets import get_preset
+
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, make_checkpoint(model=model_parts["model"], config=get_preset("small").config,
+                                          classes=model_parts["classes"], palette=model_parts["palette"],
+                                          mean=model_parts["mean"], std=model_parts["std"]))
+    return path
+
+
+def test_segment_predict_runs_the_first_image_on_the_default_then_the_choice(tmp_path, checkpoint, fakes,
+                                                                             monkeypatch, capsys):
+    from PIL import Image
+
+    from segment.cli import main
+
+    monkeypatch.setenv("MNV3_LRASPP_CACHE", str(tmp_path / "cache"))
+    for i in range(3):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        Image.fromarray(calibration_images(SIZE, count=1)[0]).save(tmp_path / "in" / f"{i}.png")
+    args = ["predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+            "--size", f"{SIZE[0]}x{SIZE[1]}"]
+    assert main(args) == 0
+    assert "backend flaky fp32 for 2 images, steady fp32 for 1 image" in capsys.readouterr().err
+
+    # --reselect measures again (the first image again on the default) and says so in the file.
+    assert main([*args, "--reselect"]) == 0
+    assert "backend flaky fp32 for 2 images, steady fp32 for 1 image" in capsys.readouterr().err
+    assert main([*args[:-2], "--size", "half", "--backend", "torch", "--reselect"]) == 2
+    assert "needs --backend auto" in capsys.readouterr().err
+
+    # segment backends: the choice, when, why and the figures; --reselect rewrites it.
+    assert main(["backends", "--checkpoint", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert f"{SIZE[0]}x{SIZE[1]}: flaky fp32 - forced" in out and "<- chosen" in out
+    assert "steady fp32" in out and "earlier: " in out and "first measurement" in out
+    assert main(["backends", "--checkpoint", str(checkpoint), "--reselect", f"{SIZE[0]}x{SIZE[1]}", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    (row,) = rows
+    assert row["size"] == list(SIZE) and row["reason"] == "forced" and len(row["history"]) == 3
+    assert {c["backend"]: c["request_ms"] for c in row["candidates"]}["steady"] > 40
