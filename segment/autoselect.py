@@ -28,8 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-# One measurement at a time in a process: two at once would share the cores and time each other.
-MEASURE_LOCK = threading.Lock()
+# One heavy job at a time in a process: a measurement, or a backend's export and compile. Two
+# measurements at once would time each other; a measurement beside an export would time the
+# export; and torch's ONNX exporter keeps global state, so two exports at once fail.
+WORK_LOCK = threading.RLock()
 
 START_MODES = ("measure", "background", "after_first")
 

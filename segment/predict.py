@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from segment.autoselect import MEASURE_LOCK, AutoConfig, LiveMonitor, Measurement, measure_interleaved, utc_now
+from segment.autoselect import WORK_LOCK, AutoConfig, LiveMonitor, Measurement, measure_interleaved, utc_now
 from segment.backends import (Backend, BackendError, BackendSpec, available_backends, build_backend, candidate_specs,
                               graph_key, resolve_threads)
 from segment.backends.base import cpu_kind  # noqa: F401  (guard records name the bf16 hardware)
@@ -203,8 +203,9 @@ class Predictor:
         return self._key
 
     def build(self, spec: BackendSpec, size: tuple[int, int]) -> Backend:
-        return build_backend(self.model, mean=self.mean_unit, std=self.std_unit, size=size, spec=spec,
-                             cache_dir=self.cache_dir, calib_data=self.calib_data)
+        with WORK_LOCK:  # not beside a measurement, nor another export (segment.autoselect)
+            return build_backend(self.model, mean=self.mean_unit, std=self.std_unit, size=size, spec=spec,
+                                 cache_dir=self.cache_dir, calib_data=self.calib_data)
 
     def backend_for(self, size: tuple[int, int]) -> Backend:
         """What serves ``size`` now (built, and for "auto" chosen or defaulted, on first use)."""
@@ -595,7 +596,7 @@ class Predictor:
                                   else f"mIoU drop {rec['miou_drop']:.2f} >= {MAX_MIOU_DROP}")
                 continue
             if self._stop.is_set():
-                raise BackendError("stopped before the candidates were measured")
+                raise _Stopped("stopped before the candidates were measured")
             try:
                 backend = self.build(spec, size)
                 if "guard" not in row:
@@ -622,11 +623,11 @@ class Predictor:
         process and with this Predictor's threads: the way requests run."""
         image = self.guard_images(size, count=1)[0]
         runners = {_label(row): (lambda b=backend: self._labels(b, image, size)) for row, _, backend in qualified}
-        with MEASURE_LOCK:
+        with WORK_LOCK:
             measurement = measure_interleaved(runners, config=self.auto.measure, clock=self.auto.clock,
                                               stop=self._stop)
         if self._stop.is_set():
-            raise BackendError("stopped while measuring the candidates")
+            raise _Stopped("stopped while measuring the candidates")
         return measurement
 
     def _record_measurement(self, size: tuple[int, int], report: list[dict], qualified: list, measurement,
@@ -751,6 +752,8 @@ class Predictor:
                 primary, job = self._jobs.popleft()
             try:
                 job()
+            except _Stopped:  # shutting down: nothing was recorded, nothing to report
+                pass
             except Exception as exc:  # the shape keeps serving what it serves; say why
                 log.warning("auto backend at %dx%d: background measurement failed: %s", primary[0], primary[1], exc)
                 self._notify(f"auto backend at {primary[0]}x{primary[1]}: measurement failed ({exc}); "
@@ -841,6 +844,10 @@ def save_guard_record(cache_dir: Path, key: str, size: tuple[int, int], backend:
     write_json_atomic(path, record)
     return path
 
+
+
+class _Stopped(Exception):
+    """``stop_background`` interrupted a measurement; it is not recorded."""
 
 
 def _label(row: dict) -> str:

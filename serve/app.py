@@ -242,6 +242,10 @@ class DemoHandlers:
         self._stop.set()
         for thread in self._background:
             thread.join(timeout)
+        for entry in self.models.values():  # backend="auto" measures in a thread of its own
+            stop = getattr(entry.predictor, "stop_background", None)
+            if stop is not None:
+                stop(timeout)
 
     def load(self, upload: Upload):
         if upload.data is not None:
@@ -287,6 +291,10 @@ class DemoHandlers:
         summary = summary_markdown(result, entry.title)
         details = summary_dict(result, entry.predictor.name)
         details["model_choice"] = entry.key
+        serving = serving_status(entry.predictor, result.prediction)
+        if serving is not None:
+            summary += "\n\n" + serving[0]
+            details["serving"] = serving[1]
         if len(self.models) > 1:
             summary += "\n\n" + self.compare_markdown(entry.key, result.prediction, times)
             details["model_ms_at_this_size"] = {k: round(v, 2) for k, v in times.items()}
@@ -329,6 +337,21 @@ class DemoHandlers:
         except OSError:  # deleted by the cache clean-up: the user must segment again
             raise _user_error("this result has expired; segment the photo again") from None
         return str(_write_overlay(_request_folder(), state["stem"], blend(photo, color, opacity)))
+
+
+def serving_status(predictor, prediction) -> tuple[str, dict] | None:
+    """What serves this request's run shape now, as a line for the page and a dict for the API:
+    with ``backend="auto"``, whether it is the default while the candidates are being measured,
+    or auto's choice and why. None for a predictor that cannot say (a stand-in)."""
+    state_of = getattr(predictor, "serving_state", None)
+    if state_of is None:
+        return None
+    state = state_of(tuple(prediction.input_size))
+    h, w = prediction.input_size
+    line = f"Backend serving {h}x{w} now: **{html.escape(state.backend)} {html.escape(state.precision)}**"
+    rest = state.describe().removeprefix(f"{state.backend} {state.precision}")
+    return line + html.escape(rest) + ".", {"backend": state.backend, "precision": state.precision,
+                                            "how": state.how, "measuring": state.measuring, "reason": state.reason}
 
 
 def _request_folder() -> Path:

@@ -2,8 +2,14 @@
 
 Without ``--checkpoint`` the page offers every bundled model present
 (``segment.bundled``: large, small), ``--model`` being the one it opens with
-(default large); that one is prepared before the page opens, the others in the
-background once it is up. With ``--checkpoint`` it serves that model alone.
+(default large). With ``--checkpoint`` it serves that model alone.
+
+With a fixed ``--backend`` the default model is prepared before the page opens
+and the others in the background once it is up. With ``--backend auto`` the
+page opens at once: every model serves a default backend (``Predictor.default_spec``)
+while auto measures the candidates in a background thread and swaps the
+fastest in, so a fresh machine answers in seconds instead of waiting for every
+candidate to be exported and timed.
 """
 
 from __future__ import annotations
@@ -28,18 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "openvino"), default="auto",
                         help="inference engine; auto = the fastest on this machine whose labels match torch fp32 "
-                             "(measured when a resolution is first prepared, then remembered; default: auto)")
+                             "(a default serves at once while the candidates are measured in the background; the "
+                             "choice is remembered and re-checked on real requests; default: auto)")
+    parser.add_argument("--reselect", action="store_true",
+                        help="with --backend auto: measure the candidates again instead of reusing the remembered "
+                             "choice (see 'segment backends')")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="folder for exported models and auto's choices (default: $MNV3_LRASPP_CACHE or "
+                             "~/.cache/mnv3-lraspp)")
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default: 20)")
     parser.add_argument("--max-pixels", type=int, default=None,
                         help="largest image in pixels, checked before decoding (default: 50 million)")
     parser.add_argument("--concurrency", type=int, default=2,
                         help="requests handled at once; the model itself runs one at a time with all cores (default: 2)")
-    # Both by default: with --backend auto, preparing a size exports and times the candidate
-    # backends (~15 s at full on 2 cores the first time, a few seconds once cached), and a
-    # user's first request should not be the one that waits for it.
+    # Both by default: preparing a size exports and compiles its backend (seconds on an empty
+    # cache), and a user's first request should not be the one that waits for it.
     parser.add_argument("--warm-up", choices=("half", "full", "both", "none"), default="both",
-                        help="resolutions to prepare before serving (default: both; one not prepared is "
-                             "prepared by its first request)")
+                        help="resolutions to prepare (default: both; before serving with a fixed --backend, "
+                             "right after the page is up with auto; one not prepared is prepared by its first "
+                             "request)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,24 +69,28 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
     settings.concurrency = args.concurrency
+    if args.reselect and args.backend != "auto":
+        raise UserError(f"--reselect measures auto's candidates; it needs --backend auto, not {args.backend}")
+    if args.cache_dir is not None:  # every predictor's default cache (segment.backends.cache)
+        from segment.backends.cache import ENV_VAR
+
+        os.environ[ENV_VAR] = str(args.cache_dir.resolve())
 
     models, checkpoints = _load_models(args)
     predictor = models[0].predictor
     handlers = DemoHandlers(models=models, settings=settings)
     warmed = {"half": ["half"], "full": ["full"], "both": ["half", "full"], "none": []}[args.warm_up]
-    for resolution in warmed:
-        print(f"segment demo: preparing {models[0].title} at {resolution} resolution (backend {args.backend}) ...",
-              flush=True)
-        print(f"segment demo: ready at {resolution} in {handlers.warm_up(resolution):.1f} s", flush=True)
+    if args.backend == "auto":
+        _serve_while_selecting(models, reselect=args.reselect)
+    else:
+        _warm_up_before_serving(handlers, models[0], warmed, backend=args.backend)
     private_temp_dir()
     # SIGTERM (systemd, docker stop, timeout) ends the server like Ctrl+C does, so
     # Gradio closes cleanly and the private temp folder is removed at exit.
     signal.signal(signal.SIGTERM, _interrupt)
     demo = build_app(settings=settings, handlers=handlers)
-    # With --backend auto, say what was chosen for each prepared size, not "auto".
-    chosen = ", ".join(f"{sel.backend} {sel.precision} at {h}x{w}" for (h, w), sel in predictor.selections.items())
     others = "".join(f"; also {m.title}, prepared in the background" for m in models[1:])
-    print(f"segment demo: {predictor.name} on {chosen or predictor.backend}{others}; "
+    print(f"segment demo: {predictor.name} on {_backend_line(predictor)}{others}; "
           f"open http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
     blocked = {Path(c).resolve().parent for c in checkpoints}
     for m in models:
@@ -81,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         launch_app(demo, host=args.host, port=args.port, settings=settings, blocked=sorted(blocked),
                    block_thread=False)
-        # The page is up: the other common photo shapes (4:3, 3:4) and the other models are prepared meanwhile.
+        # The page is up: the other common photo shapes (4:3, 3:4) and the other models are prepared
+        # meanwhile (with auto: the warmed-up resolutions too, each starting its background selection).
         if warmed:
             handlers.prepare_in_background(warmed, report=lambda line: print(line, flush=True))
         demo.block_thread()
@@ -95,6 +113,40 @@ def run(args: argparse.Namespace) -> int:
     finally:
         handlers.stop_background()
     return 0
+
+
+def _warm_up_before_serving(handlers, model, resolutions: list[str], *, backend: str) -> None:
+    for resolution in resolutions:
+        print(f"segment demo: preparing {model.title} at {resolution} resolution (backend {backend}) ...", flush=True)
+        print(f"segment demo: ready at {resolution} in {handlers.warm_up(resolution):.1f} s", flush=True)
+
+
+def _serve_while_selecting(models, *, reselect: bool) -> None:
+    """``--backend auto``: no preparation before the page; each predictor serves its default at
+    once and measures in the background, printing what it chooses."""
+    for m in models:
+        m.predictor.auto.start = "background"
+        m.predictor.auto.reselect = reselect
+        prefix = f"segment demo: {m.predictor.name}: " if len(models) > 1 else "segment demo: "
+        m.predictor.listeners.append(lambda line, prefix=prefix: print(prefix + line, flush=True))
+
+
+def _backend_line(predictor) -> str:
+    """What serves: the fixed backend, or auto's default for now and what happens next."""
+    if predictor.backend != "auto":
+        chosen = ", ".join(f"{sel.backend} {sel.precision} at {h}x{w}" for (h, w), sel in predictor.selections.items())
+        return chosen or predictor.backend
+    from segment.sizes import SIZES
+
+    remembered = predictor.saved_selections()
+    if all(tuple(SIZES[r]) in remembered and not remembered[tuple(SIZES[r])]["stale"] for r in ("half", "full")) \
+            and not predictor.auto.reselect:
+        return "auto (" + ", ".join(f"{r}: {remembered[tuple(SIZES[r])]['backend']} "
+                                    f"{remembered[tuple(SIZES[r])]['precision']}" for r in ("half", "full")) \
+            + ", measured earlier)"
+    default = predictor.default_spec(tuple(SIZES["half"]))
+    return (f"auto: {default.backend} {default.precision} serves until the candidates, measured in the "
+            "background, pick the fastest")
 
 
 def _load_models(args):
