@@ -98,7 +98,9 @@ def resolve_checkpoint(checkpoint: str | Path | None, model: str | None) -> Path
     """
     check_choice(checkpoint, model)
     if checkpoint is not None:
-        return Path(checkpoint)
+        from segment.zoo_weights import resolve_weights
+
+        return resolve_weights(checkpoint)  # a file, or a trained zoo row such as T7-5
     return checkpoint_for(DEFAULT_MODEL if model is None else model)
 
 

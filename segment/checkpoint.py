@@ -66,7 +66,10 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
+    """Read and check a checkpoint file, or a paper row (``T7-5``) of the trained zoo (segment.zoo_weights)."""
+    from segment.zoo_weights import resolve_weights
+
+    path = resolve_weights(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass --checkpoint with a file written by 'segment train'")
     try:

@@ -74,15 +74,18 @@ def load_training_checkpoint(path: str | Path) -> dict:
 EXPORT_KEYS = ("label_space", "metrics", "best", "train_config", "command", "iteration", "trained")
 
 
-def export_weights(src: str | Path, dst: str | Path, **notes) -> dict:
-    """Write a small inference checkpoint: fp32 weights + model/label metadata, no optimizer state.
+def export_weights(src: str | Path, dst: str | Path, *, half: bool = False, **notes) -> dict:
+    """Write a small inference checkpoint: weights + model/label metadata, no optimizer state.
 
-    ``notes`` (e.g. wall time) are stored under "trained". Still our checkpoint
-    format, so load_checkpoint / Predictor accept it.
+    Weights are fp32, or fp16 with ``half`` (half the file; loading casts them
+    back to fp32, and the model zoo ships them so). ``notes`` (e.g. wall time)
+    are stored under "trained". Still our checkpoint format, so
+    load_checkpoint / Predictor accept it.
     """
     ckpt = load_checkpoint(src)
     out = {k: ckpt[k] for k in ("format", "version", "model_config", "classes", "palette", "normalization")}
-    out["model"] = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in ckpt["model"].items()}
+    dtype = torch.float16 if half else torch.float32
+    out["model"] = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in ckpt["model"].items()}
     for k in EXPORT_KEYS:
         if k in ckpt:
             out[k] = ckpt[k]

@@ -18,7 +18,8 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", help="checkpoint file (default: the bundled CamVid demo weights)")
+    p.add_argument("--checkpoint", help="checkpoint file or a trained zoo row such as T7-5 "
+                                        "(default: the bundled CamVid demo weights)")
     p.add_argument("--dataset", required=True, choices=["cityscapes", "camvid", "synthetic", "folder"])
     p.add_argument("--data-root", required=True, metavar="DIR")
     p.add_argument("--split", default="val")
@@ -37,6 +38,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.checkpoint is None:
+        from segment.bundled import default_checkpoint
+
+        args.checkpoint = default_checkpoint()
+    result, table = evaluate_checkpoint(
+        checkpoint=args.checkpoint, dataset=args.dataset, data_root=args.data_root, split=args.split,
+        size=args.size, limit=args.limit, workers=args.workers, device=args.device, amp=args.amp,
+        labelid_dir=args.save_labelids, progress=not args.json)
+    print(table, file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
+        clean["per_class"] = {k: (None if math.isnan(v) else v) for k, v in result["per_class"].items()}
+        print(json.dumps(clean))
+    return 0
+
+
+def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "val", size: str = "native",
+                        limit: int = 0, workers: int = 2, device: str = "auto", amp: str = "none",
+                        labelid_dir=None, progress: bool = False) -> tuple[dict, str]:
+    """``{"miou", "per_class", "pixel_acc", "images"}`` (fractions) of a checkpoint on a split, and its table."""
     import numpy as np
     import torch
     from torch.utils.data import DataLoader
@@ -46,66 +71,52 @@ def run(args: argparse.Namespace) -> int:
     from data.transforms import MEAN, STD, eval_transform
     from segment.checkpoint import load_checkpoint, model_from_checkpoint
     from segment.errors import UserError
-    from train.distributed import resolve_device
     from segment.sizes import parse_size
+    from train.distributed import resolve_device
     from train.engine import autocast, scoring_logits
     from train.metrics import ConfusionMatrix, format_table
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.checkpoint is None:
-        from segment.bundled import default_checkpoint
-
-        args.checkpoint = default_checkpoint()
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(checkpoint)
     norm = ckpt["normalization"]
     if not (np.allclose(norm["mean"], MEAN) and np.allclose(norm["std"], STD)):
-        raise UserError(f"{args.checkpoint} was trained with normalization {norm}, the data pipeline uses "
+        raise UserError(f"{checkpoint} was trained with normalization {norm}, the data pipeline uses "
                         f"mean {MEAN} std {STD}; this evaluator supports only the latter")
-    device = resolve_device(args.device)
-    if args.amp == "fp16" and device.type != "cuda":
+    device = resolve_device(device)
+    if amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs a GPU; on the CPU use --amp bf16 or none")
-    size = parse_size(args.size, error=f"size {args.size!r}: expected native, half, full or HxW such as 512x1024")
-    dataset = build_dataset(name=args.dataset, root=args.data_root, split=args.split,
-                            transform=eval_transform(size=size))
-    if args.limit:
-        dataset.files = dataset.files[: args.limit]
-    space = dataset.label_space
+    run_size = parse_size(size, error=f"size {size!r}: expected native, half, full or HxW such as 512x1024")
+    data = build_dataset(name=dataset, root=data_root, split=split, transform=eval_transform(size=run_size))
+    if limit:
+        data.files = data.files[:limit]
+    space = data.label_space
     if list(ckpt["classes"]) != list(space.classes):
-        raise UserError(f"{args.checkpoint} predicts {len(ckpt['classes'])} classes ({', '.join(ckpt['classes'][:4])}, "
-                        f"...) but {args.dataset} is labelled with {space.num_classes} ({', '.join(space.classes[:4])}, "
+        raise UserError(f"{checkpoint} predicts {len(ckpt['classes'])} classes ({', '.join(ckpt['classes'][:4])}, "
+                        f"...) but {dataset} is labelled with {space.num_classes} ({', '.join(space.classes[:4])}, "
                         "...); evaluate it on a dataset of its own label space")
     model = model_from_checkpoint(ckpt).to(device)
-    loader = DataLoader(dataset, batch_size=1, num_workers=args.workers, worker_init_fn=worker_init_fn)
+    loader = DataLoader(data, batch_size=1, num_workers=workers, worker_init_fn=worker_init_fn)
     to_labelid = None
-    if args.save_labelids:
+    if labelid_dir:
         from data.labels import trainid_to_labelid_lut
 
         to_labelid = trainid_to_labelid_lut()
-        out_dir = Path(args.save_labelids)
-        out_dir.mkdir(parents=True, exist_ok=True)
-
+        Path(labelid_dir).mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
     cm = ConfusionMatrix(num_classes=space.num_classes)
     with torch.inference_mode():
-        for i, (image, mask) in enumerate(tqdm(loader, desc="eval", unit="img", disable=args.json, file=sys.stderr)):
-            with autocast(device, args.amp):
+        for i, (image, mask) in enumerate(tqdm(loader, desc="eval", unit="img", disable=not progress, file=sys.stderr)):
+            with autocast(device, amp):
                 logits = model(image.to(device))
-            pred = scoring_logits(logits, mask.shape[-2:], size).argmax(1).cpu()
+            pred = scoring_logits(logits, mask.shape[-2:], run_size).argmax(1).cpu()
             cm.update(pred, mask)
             if to_labelid is not None:
-                _write_labelids(out_dir, dataset.files[i][0], to_labelid[pred[0].numpy().astype(np.uint8)])
+                _write_labelids(Path(labelid_dir), data.files[i][0], to_labelid[pred[0].numpy().astype(np.uint8)])
     summary = cm.summary(classes=space.classes, eval_ids=space.eval_train_ids)
     result = {"miou": summary["miou"], "per_class": summary["per_class"], "pixel_acc": summary["pixel_acc"],
-              "images": len(dataset)}
-    title = f"{Path(args.checkpoint).name} on {args.dataset} {args.split}, {len(dataset)} images, size {args.size}"
-    print(format_table(summary, title=title), file=sys.stderr if args.json else sys.stdout)
-    if args.json:
-        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
-        clean["per_class"] = {k: (None if math.isnan(v) else v) for k, v in result["per_class"].items()}
-        print(json.dumps(clean))
-    return 0
+              "images": len(data)}
+    title = f"{Path(str(checkpoint)).name} on {dataset} {split}, {len(data)} images, size {size}"
+    return result, format_table(summary, title=title)
 
 
 def _write_labelids(out_dir: Path, image_path: Path, labelids) -> None:

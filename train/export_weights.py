@@ -17,7 +17,7 @@ import json
 import sys
 
 
-def _note(item: str) -> tuple[str, object]:
+def parse_note(item: str) -> tuple[str, object]:
     """``KEY=VALUE``; VALUE is read as JSON when it is JSON (``1.2``, ``true``), else kept as text."""
     key, sep, value = item.partition("=")
     if not sep or not key:
@@ -31,7 +31,7 @@ def _note(item: str) -> tuple[str, object]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="training checkpoint (e.g. runs/x/best.pt)")
     p.add_argument("dst", help="output file")
-    p.add_argument("--note", action="append", default=[], type=_note, metavar="KEY=VALUE",
+    p.add_argument("--note", action="append", default=[], type=parse_note, metavar="KEY=VALUE",
                    help="extra facts stored under 'trained' (e.g. wall_time_h=1.2); repeatable")
 
 

@@ -11,7 +11,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, model_help: str = "bund
     from segment.bundled import DEFAULT_MODEL, MODELS
 
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint written by 'segment train' (default: the bundled model named by --model)")
+                        help="checkpoint written by 'segment train', or a trained paper row of the model zoo "
+                             "(e.g. T7-5: see zoo/manifest.json) (default: the bundled model named by --model)")
     parser.add_argument("--model", choices=list(MODELS), default=None,
                         help=f"{model_help}: " + "; ".join(f"{m.name} = {m.label} ({m.paper_row})"
                                                             for m in MODELS.values())
