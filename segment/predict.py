@@ -136,6 +136,8 @@ class Predictor:
         # Builds, selections and swaps of self._backends; never held while timing.
         self._lock = threading.RLock()
         self._monitors: dict[tuple[int, int], LiveMonitor] = {}  # per budget's primary shape
+        # The monitors' own lock: every request updates one, and must not wait for a build under self._lock.
+        self._stats_lock = threading.Lock()
         self._defaults: set[tuple[int, int]] = set()  # run shapes served by the default until a choice is made
         self._pending: set[tuple[int, int]] = set()  # primaries waiting for a selection (after_first)
         self._queued: set[tuple[int, int]] = set()  # primaries with background work queued or running
@@ -665,7 +667,7 @@ class Predictor:
         others = [r["request_ms"] for r in candidates
                   if "request_ms" in r and not r.get("skipped") and not r.get("chosen")]
         best = min(others) if others else None
-        with self._lock:
+        with self._stats_lock:
             monitor = self._monitors.get(primary)
             if monitor is None:
                 self._monitors[primary] = LiveMonitor(config=self.auto.live, best_other_ms=best, clock=self.auto.clock)
@@ -677,7 +679,7 @@ class Predictor:
         if self.backend != "auto" or not self.auto.recheck:
             return
         primary = self.primary_of(size)
-        with self._lock:
+        with self._stats_lock:
             monitor = self._monitors.get(primary)
             if (monitor is None or size in self._defaults or primary in self._queued
                     or self._backends.get(size) is not backend or not monitor.observe(ms)):

@@ -138,12 +138,11 @@ def _backend_line(predictor) -> str:
         return chosen or predictor.backend
     from segment.sizes import SIZES
 
-    remembered = predictor.saved_selections()
-    if all(tuple(SIZES[r]) in remembered and not remembered[tuple(SIZES[r])]["stale"] for r in ("half", "full")) \
-            and not predictor.auto.reselect:
-        return "auto (" + ", ".join(f"{r}: {remembered[tuple(SIZES[r])]['backend']} "
-                                    f"{remembered[tuple(SIZES[r])]['precision']}" for r in ("half", "full")) \
-            + ", measured earlier)"
+    shapes = {name: tuple(SIZES[name]) for name in ("half", "full")}
+    saved = predictor.saved_selections()
+    if not predictor.auto.reselect and all(s in saved and not saved[s]["stale"] for s in shapes.values()):
+        return "auto (" + ", ".join(f"{name}: {saved[s]['backend']} {saved[s]['precision']}"
+                                    for name, s in shapes.items()) + ", measured earlier)"
     default = predictor.default_spec(tuple(SIZES["half"]))
     return (f"auto: {default.backend} {default.precision} serves until the candidates, measured in the "
             "background, pick the fastest")
