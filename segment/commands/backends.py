@@ -13,11 +13,15 @@ import json
 import sys
 from pathlib import Path
 
-from segment.commands.options import add_model_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, model_help="the bundled model to show (default: every bundled model present)")
+    from segment.bundled import MODELS
+
+    # Not the shared --model/--checkpoint options: here leaving both out means every model.
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint written by 'segment train'")
+    parser.add_argument("--model", choices=list(MODELS), default=None,
+                        help="one bundled model (default: every bundled model present, unless --checkpoint)")
     parser.add_argument("--threads", type=int, default=None,
                         help="the thread count whose choices to show (default: all cores, what predict and demo use)")
     parser.add_argument("--cache-dir", type=Path, default=None,
