@@ -94,7 +94,7 @@ def summarize(rows: list[dict], *, threads: int, min_agreement: float = 0.995) -
             ms = r.get("request_median_ms", r["median_ms"])
             if key not in m or ms < m[key]["ms"]:
                 m[key] = {"ms": ms, "backend": r.get("backend"), "precision": r.get("precision"),
-                          "peer_ratio": r.get("peer_ratio")}
+                          "peer_ratio": r.get("peer_ratio"), "peer_ratio_ov": r.get("peer_ratio_ov")}
             if key == "full":
                 m["madds"] = r.get("madds")
     if not models:
@@ -116,7 +116,7 @@ def build_table(models: dict[str, dict], evals_full: dict[str, float], evals_hal
 
     paper = {p.paper.row: p for p in list_presets()}
     head = ["N", "model", "backbone", "RF2", "head", "F", "OS", "mIoU f", "paper", "mIoU h", "params", "paper",
-            "MAdds f", "paper", "CPU f", "paper", "CPU h", "paper", "x peer f", "x peer h", "backend f / h"]
+            "MAdds f", "paper", "CPU f", "paper", "CPU h", "paper", "x peer f", "x peer h", "x OV peer f", "x OV peer h", "backend f / h"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = sorted(models.values(), key=lambda m: (m["peer"], _row_order(m.get("paper_row")), m["model"]))
     for m in order:
@@ -139,13 +139,16 @@ def build_table(models: dict[str, dict], evals_full: dict[str, float], evals_hal
             _ms(full["ms"] if full else None), _ms(pf.cpu_full_ms if pf else None),
             _ms(half["ms"] if half else None), _ms(pf.cpu_half_ms if pf else None),
             _num(full.get("peer_ratio") if full else None, "{:.2f}x"), _num(half.get("peer_ratio") if half else None, "{:.2f}x"),
+            _num(full.get("peer_ratio_ov") if full else None, "{:.2f}x"),
+            _num(half.get("peer_ratio_ov") if half else None, "{:.2f}x"),
             " / ".join(f"{d['backend']} {d['precision']}" for d in (full, half) if d) or "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Ours: CPU = this machine, {threads} thread(s), batch 1, median of the fastest measured backend that "
                  "passes the accuracy guard, for the whole request (image in, labels out); MAdds at 1024x2048. Paper: Cityscapes val, one large core "
-                 "of a Pixel 3, float. 'x peer': torchvision lraspp_mobilenet_v3_large request time / ours, same run.")
+                 "of a Pixel 3, float. 'x peer': torchvision lraspp_mobilenet_v3_large request time / ours, same run, "
+                 "in eager PyTorch; 'x OV peer': the same peer through OpenVINO (its faster of fp32 and bf16).")
     return "\n".join(lines)
 
 
