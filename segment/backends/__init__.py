@@ -69,24 +69,33 @@ def _calib_tag(calib_data: str | Path | None, count: int) -> str:
 
     files = list_images(calib_data, limit=count)
     h = hashlib.sha256()
-    for f in files:
-        h.update(str(f.resolve()).encode())
-        h.update(str(f.stat().st_size).encode())
+    for f in files:  # what the images are, not where they are: a replaced photo changes the key
+        h.update(f.name.encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
     return "calib" + h.hexdigest()[:10]
 
 
 def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: str, calib_data, calib_count: int,
-              cache_dir: Path | None) -> Path:
-    """The cached ONNX / OpenVINO file for this model, size and precision, exported if missing."""
+              cache_dir: Path | None, int8_settings=None) -> Path:
+    """The cached ONNX / OpenVINO file for this model, size and precision, exported if missing.
+
+    int8: ONNX (ONNX Runtime) is ORT's static QDQ model (``segment.quantize``); OpenVINO is
+    NNCF's quantization of the fp32 IR (``segment.quantize_nncf``, ``int8_settings`` or its
+    defaults). The file name carries the calibration set and, for NNCF, a hash of its settings.
+    """
     # OpenVINO gets the graph with striped high-resolution blocks (faster there and in torch);
     # ONNX Runtime and int8 the plain one: ORT ran the striped graph ~5% slower at 1024x2048,
-    # and a plain ONNX is what a user exporting for another engine wants.
+    # a plain ONNX is what a user exporting for another engine wants, and NNCF would calibrate
+    # each stripe's copy of a layer on its own rows.
     striped = fmt == "openvino" and precision != "int8"
     graph = InferenceGraph(model=model, mean=mean, std=std, stripe_rows=STRIPE_ROWS if striped else None).eval()
     folder = _export_folder(model, mean=mean, std=std, size=size, cache_dir=cache_dir)
     fp32 = folder / ("graph-fp32-striped.onnx" if striped else "graph-fp32.onnx")
     if not fp32.exists():
         export_graph_onnx(graph, fp32, size=tuple(size))
+    if precision == "int8" and fmt == "openvino":
+        return _nncf_artifact(fp32, size=size, calib_data=calib_data, calib_count=calib_count,
+                              settings=int8_settings)
     onnx_path = fp32
     if precision == "int8":
         tag = _calib_tag(calib_data, calib_count)
@@ -101,6 +110,26 @@ def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: s
     if not xml.exists():
         xml = onnx_to_openvino(onnx_path, onnx_path.with_suffix(".xml"))
     return xml
+
+
+def _nncf_artifact(fp32_onnx: Path, *, size, calib_data, calib_count: int, settings=None) -> Path:
+    """OpenVINO int8: NNCF's post-training quantization of the plain fp32 IR, cached per calibration set and settings."""
+    if importlib.util.find_spec("nncf") is None:
+        raise BackendError("OpenVINO int8 is quantized with NNCF, which is not installed; "
+                           "pip install 'mnv3-lraspp[export]' (or nncf)")
+    from segment import quantize_nncf
+
+    settings = settings or quantize_nncf.DEFAULT_SETTINGS
+    xml = fp32_onnx.parent / f"graph-int8-nncf-{_calib_tag(calib_data, calib_count)}-{settings.tag()}.ir" / "model.xml"
+    if xml.exists():
+        return xml
+    fp32_xml = fp32_onnx.with_name(fp32_onnx.stem + ".ir") / "model.xml"
+    if not fp32_xml.exists():
+        fp32_xml = onnx_to_openvino(fp32_onnx, fp32_onnx.with_suffix(".xml"))
+    from segment.quantize import calibration_images
+
+    images = calibration_images(tuple(size), folder=calib_data, count=calib_count)
+    return quantize_nncf.quantize_openvino(fp32_xml, xml.parent.with_suffix(".xml"), images=images, settings=settings)
 
 
 def _mixed_artifacts(model: torch.nn.Module, *, mean, std, size, cache_dir: Path | None) -> tuple[Path, Path]:
@@ -133,14 +162,15 @@ def _export_folder(model: torch.nn.Module, *, mean, std, size, cache_dir: Path |
 
 
 def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32", calib_data=None,
-                    calib_count: int = 16, out: str | Path | None = None, cache_dir: Path | None = None) -> Path:
+                    calib_count: int = 16, out: str | Path | None = None, cache_dir: Path | None = None,
+                    int8_settings=None) -> Path:
     """The cached artefact (what ``segment export`` writes), copied to ``out`` when one is given."""
     if fmt not in ("onnx", "openvino"):
         raise BackendError(f"unknown export format {fmt!r}; choose onnx or openvino")
     if fmt == "openvino" and importlib.util.find_spec("openvino") is None:
         raise BackendError("OpenVINO is not installed; pip install 'mnv3-lraspp[export]' (or openvino)")
     path = _artifact(model, mean=mean, std=std, size=size, fmt=fmt, precision=precision, calib_data=calib_data,
-                     calib_count=calib_count, cache_dir=cache_dir)
+                     calib_count=calib_count, cache_dir=cache_dir, int8_settings=int8_settings)
     if out is None:
         return path
     out = Path(out)
@@ -155,7 +185,8 @@ def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32"
 
 
 def build_backend(model: torch.nn.Module, *, mean, std, size: tuple[int, int], spec: BackendSpec,
-                  cache_dir: Path | None = None, calib_data=None, calib_count: int = 16) -> Backend:
+                  cache_dir: Path | None = None, calib_data=None, calib_count: int = 16, int8_settings=None) -> Backend:
+    """``int8_settings``: OpenVINO int8's NNCF settings (``segment.quantize_nncf.Int8Settings``; None: its defaults)."""
     if spec.backend not in BACKENDS:
         raise BackendError(f"unknown backend {spec.backend!r}; choose one of {', '.join(BACKENDS)} or auto")
     if spec.precision not in PRECISIONS:
@@ -177,7 +208,7 @@ def build_backend(model: torch.nn.Module, *, mean, std, size: tuple[int, int], s
         first, rest = _mixed_artifacts(model, mean=mean, std=std, size=size, cache_dir=cache_dir)
         return OpenVinoBackend(model_path=rest, first_path=first, size=size, spec=spec)
     path = _artifact(model, mean=mean, std=std, size=size, fmt=fmt, precision=spec.precision, calib_data=calib_data,
-                     calib_count=calib_count, cache_dir=cache_dir)
+                     calib_count=calib_count, cache_dir=cache_dir, int8_settings=int8_settings)
     if spec.backend == "onnxruntime":
         from segment.backends.onnxruntime_backend import OnnxRuntimeBackend
 
