@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "manifest (CamVid val, measured when the row was added)")
     parser.add_argument("--backend", action="append", default=[], choices=["torch", "onnxruntime", "openvino"],
                         help="with --zoo: backends to measure (repeatable; default openvino)")
+    parser.add_argument("--precision", action="append", default=[], choices=["fp32", "bf16", "mixed", "int8"],
+                        help="with --zoo: precisions to measure (repeatable; default fp32, bf16 and mixed: int8 "
+                             "needs a labelled guard, 'segment bench --guard-data')")
     parser.add_argument("--runs", type=int, default=10, help="with --zoo: timed runs per configuration (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="with --zoo: untimed runs first (default 2)")
     parser.add_argument("--size", action="append", default=[], choices=["half", "full"],
@@ -108,6 +111,8 @@ def measure_zoo(args: argparse.Namespace) -> tuple[list[dict], dict[str, float],
         argv += ["--checkpoint", str(resolve_row(name))]  # verified against the manifest's sha256
     for backend in args.backend or ["openvino"]:
         argv += ["--backend", backend]
+    for precision in args.precision or ["fp32", "bf16", "mixed"]:
+        argv += ["--precision", precision]
     argv += ["--runs", str(args.runs), "--warmup", str(args.warmup)]
     argv += [a for size in args.size for a in ("--size", size)] + [a for t in args.threads for a in ("--threads", str(t))]
     argv += (["--cache-dir", args.cache_dir] if args.cache_dir else []) + (
