@@ -109,3 +109,24 @@ def street_jpeg() -> Path:
 def bomb_png():
     """``bomb_png(width, height)`` -> PNG bytes whose header declares that size."""
     return png_declaring_size
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a demo started in its own process."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def segment_command() -> list[str]:
+    """How to run the installed ``segment`` command from this interpreter's environment."""
+    import os
+    import shutil
+    import sys
+
+    exe = shutil.which("segment", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "segment.cli"]

@@ -19,20 +19,8 @@ from segment.predict import Predictor
 from serve.app import DemoHandlers, DemoSettings, Upload
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def segment_command() -> list[str]:
-    import shutil
-    import sys
-
-    exe = shutil.which("segment", path=os.path.dirname(sys.executable))
-    return [exe] if exe else [sys.executable, "-m", "segment.cli"]
 
 
 class Delayed(Backend):
@@ -112,15 +100,16 @@ def _summary_and_details(outputs):
     return outputs[3], outputs[6]
 
 
-def test_demo_with_auto_answers_before_any_candidate_is_measured(small_checkpoint, tmp_path):
+def test_demo_with_auto_answers_before_any_candidate_is_measured(free_port, segment_command, small_checkpoint,
+                                                                   tmp_path):
     """A real ``segment demo --backend auto`` on an empty cache: the page answers while no choice
     exists yet, the log says what serves meanwhile, and SIGTERM still stops it cleanly."""
-    port, cache = free_port(), tmp_path / "cache"
+    port, cache = free_port, tmp_path / "cache"
     env = {**{k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}, "TMPDIR": str(tmp_path)}
     log = tmp_path / "demo.log"
     started = time.monotonic()
     with log.open("w") as out:
-        proc = subprocess.Popen([*segment_command(), "demo", "--checkpoint", str(small_checkpoint), "--port", str(port),
+        proc = subprocess.Popen([*segment_command, "demo", "--checkpoint", str(small_checkpoint), "--port", str(port),
                                  "--backend", "auto", "--cache-dir", str(cache), "--warm-up", "half"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:

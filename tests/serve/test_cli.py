@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -18,24 +15,17 @@ from segment.cli import main
 STARTUP_BOUND_S = 120  # torch + gradio imports on a busy 2-core machine
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def segment_command() -> list[str]:
-    exe = shutil.which("segment", path=os.path.dirname(sys.executable))
-    return [exe] if exe else [sys.executable, "-m", "segment.cli"]
 
 
-def test_segment_demo_launches_serves_and_stops_cleanly(small_checkpoint, tmp_path):
-    port = free_port()
+def test_segment_demo_launches_serves_and_stops_cleanly(free_port, segment_command, small_checkpoint, tmp_path):
+    port = free_port
     # TMPDIR: so we can see its private temp folder come and go.
     env = {**{k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}, "TMPDIR": str(tmp_path)}
     log = tmp_path / "demo.log"
     with log.open("w") as log_file:
-        proc = subprocess.Popen([*segment_command(), "demo", "--checkpoint", str(small_checkpoint),
+        proc = subprocess.Popen([*segment_command, "demo", "--checkpoint", str(small_checkpoint),
                                  "--port", str(port), "--backend", "torch"],
                                 env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     try:
