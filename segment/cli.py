@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-weights": ("train.export_weights", "shrink a training checkpoint to the weights inference needs"),
     "zoo-add": ("train.zoo_add", "put a trained paper row into the model zoo (fp16 weights, manifest, mIoUs)"),
     "demo": ("serve.cli", "launch the Gradio web demo"),
+    "demo-timing": ("serve.latency_cli", "where a running demo's request time goes: browser clicks and API calls"),
 }
 
 

@@ -56,6 +56,9 @@ class Prediction:
     valid_size: tuple[int, int] | None = None  # (H, W) of the image inside input_size (top-left; the rest padding)
     size: str | None = None  # the size asked for: "half", "full", "native" or "HxW"
     bucket: str | None = None  # the aspect-ratio bucket ("4:3") for "half"/"full"
+    # Where total_ms went: "resize" (fit and pad to the run shape), "model", "upsample_argmax",
+    # "restore" (labels back to the image's size), "other" (choosing the backend, ...).
+    stages_ms: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.valid_size is None:
@@ -263,15 +266,23 @@ class Predictor:
             self._select_pending(plan.run_hw)
         # A local reference: a swap by a background selection leaves this request on its backend.
         backend = self.backend_for(plan.run_hw)
+        t_resize = time.perf_counter()
         x = self.prepare(image, plan)
         t0, c0 = time.perf_counter(), self.auto.clock()
         logits = backend.run(x)
-        model_ms = (time.perf_counter() - t0) * 1e3
+        t1 = time.perf_counter()
         labels = upsample_argmax(logits, plan.run_hw)
+        t2 = time.perf_counter()
         # What auto measured per candidate (the backend and the upsample-argmax of its logits).
         self._observe(plan.run_hw, backend, (self.auto.clock() - c0) * 1e3)
+        t3 = time.perf_counter()
         labels = self.restore(labels, plan, (h, w))
-        return Prediction(labels=labels, model_ms=model_ms, total_ms=(time.perf_counter() - start) * 1e3,
+        end = time.perf_counter()
+        stages = {"resize": t0 - t_resize, "model": t1 - t0, "upsample_argmax": t2 - t1, "restore": end - t3}
+        stages["other"] = (end - start) - sum(stages.values())
+        model_ms = stages["model"] * 1e3
+        return Prediction(labels=labels, model_ms=model_ms, total_ms=(end - start) * 1e3,
+                          stages_ms={k: v * 1e3 for k, v in stages.items()},
                           backend=backend.name, precision=backend.precision, input_size=plan.run_hw,
                           valid_size=plan.valid_hw, size=size if isinstance(size, str) else f"{size[0]}x{size[1]}",
                           bucket=plan.aspect)
@@ -537,6 +548,9 @@ class Predictor:
                 backend = self.build(spec, size)
             except Exception as exc:
                 here["skipped"] = f"{type(exc).__name__}: {exc}"
+                log.warning("auto backend at %dx%d: %s %s, the choice at %dx%d, does not build here (%s); "
+                            "taking the next fastest", size[0], size[1], spec.backend, spec.precision,
+                            primary[0], primary[1], here["skipped"])
                 continue
             here["chosen"] = True
             self.selections[size] = Selection(backend=backend.name, precision=backend.precision, size=size,

@@ -25,8 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-# Set before gradio is imported: it reads this at import and launch time.
+# Set before gradio is imported: it reads these at import and launch time.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's queue summarizes its event log for its monitoring view after every event by default:
+# a pandas DataFrame of up to 10,000 past events, rebuilt in a thread right when the browser
+# fetches the result's images (and the first one imports pandas). Nothing here reads it:
+# summarize rarely, over a short log.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 import gradio as gr  # noqa: E402
 from gradio import utils as gr_utils  # noqa: E402
@@ -38,20 +44,20 @@ from segment.images import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
     ImageError,
     blend,
-    encode_image,
     read_image,
-    write_bytes_atomic,
-    write_png,
 )
+from serve.outputs import write_file, write_outputs, write_overlay  # noqa: E402
 from serve.segmentation import (  # noqa: E402
     DEFAULT_MAX_SIDE,
     DEFAULT_OPACITY,
     RESOLUTIONS,
+    fit_within,
     legend_html,
     segment_photo,
     summary_dict,
     summary_markdown,
 )
+from serve.stages import StageClock, request_stages, server_line  # noqa: E402
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 # Shown under the examples (three CamVid val frames, serve/examples/README.md).
@@ -263,31 +269,36 @@ class DemoHandlers:
         except ImageError as exc:
             raise _user_error(str(exc)) from None
 
-    def segment(self, image: Upload | None, resolution: str, model: str | None = None):
-        """The ``segment`` API: (image, "half"|"full"[, model]) -> overlay, map, legend, summary, files, JSON.
+    def segment(self, image: Upload | None, resolution: str, model: str | None = None,
+                opacity: float = DEFAULT_OPACITY):
+        """The ``segment`` API: (image, "half"|"full"[, model[, opacity]]) -> overlay, map, legend, summary,
+        files, JSON.
 
-        ``model``: a key of ``self.models`` ("large", "small"); left out, the default model runs."""
+        ``model``: a key of ``self.models`` ("large", "small"); left out, the default model runs.
+        ``opacity``: of the colour map over the photo in the overlay (the page's slider)."""
         upload = image
         if upload is None:
             return (None,) * 8
         if resolution not in RESOLUTIONS:
             raise _user_error(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
         entry = self.model_for(model)
+        clock = StageClock()
         image = self.load(upload)
+        clock.lap("read")
         with self.model_lock:
+            clock.lap("wait")
             result = segment_photo(entry.predictor, image, resolution=resolution, max_side=self.settings.max_side)
             self._record(entry.key, result.prediction)
             times = dict(self.model_ms[tuple(result.prediction.input_size)])
+        clock.lap("prediction")  # request_stages splits it: the prediction, and colours and legend around it
         # Every image the page shows is a file written here, once, under a fresh
         # folder: Gradio's own saving of returned arrays writes to a path named by
         # the content's hash, non-atomically, so two identical results at once
         # (two users clicking the same example) could serve a half-written file.
         folder = _request_folder()
         stem = _safe_stem(upload.name)
-        color = write_png(folder / f"{stem}_color.png", result.color)
-        labels = write_png(folder / f"{stem}_trainIds.png", result.labels)
-        np.save(folder / "photo.npy", result.photo)  # for re-blending at another opacity, without a re-run
-        overlay = _write_overlay(folder, stem, result.overlay(DEFAULT_OPACITY))
+        files = write_outputs(folder, stem, result, entry.predictor.palette, opacity, clock)
+        source = _keep_source(folder, upload)
         summary = summary_markdown(result, entry.title)
         details = summary_dict(result, entry.predictor.name)
         details["model_choice"] = entry.key
@@ -298,15 +309,20 @@ class DemoHandlers:
         if len(self.models) > 1:
             summary += "\n\n" + self.compare_markdown(entry.key, result.prediction, times)
             details["model_ms_at_this_size"] = {k: round(v, 2) for k, v in times.items()}
+        clock.lap("summary")
+        stages = request_stages(clock, result.prediction)
+        details["server_ms"] = stages
+        summary += "\n\n" + server_line(stages)
         return (
-            str(overlay),
-            str(color),
+            str(files.overlay),
+            str(files.color),
             legend_html(result.legend),
             summary,
-            str(color),
-            str(labels),
+            str(files.color),
+            str(files.labels),
             details,
-            {"folder": str(folder), "stem": stem},  # session state: paths only, a few bytes per user
+            # session state: paths only, a few bytes per user
+            {"folder": str(folder), "stem": stem, "source": str(source), "name": upload.name},
         )
 
     def compare_markdown(self, key: str, prediction, times: dict[str, float]) -> str:
@@ -327,16 +343,20 @@ class DemoHandlers:
         return line
 
     def reblend(self, state: dict | None, opacity: float):
-        """The overlay at another opacity, from the files of the last result (no model run)."""
+        """The overlay at another opacity, from the last result's files (no model run): the photo is
+        read again from its upload, the colours from the colour map's PNG."""
         if not state:
             return None
         folder = Path(state["folder"])
         try:
-            photo = np.load(folder / "photo.npy", allow_pickle=False)
+            photo = fit_within(read_image(state["source"], max_pixels=self.settings.max_pixels,
+                                          name=state.get("name", "image")), self.settings.max_side)
             color = np.asarray(Image.open(folder / f"{state['stem']}_color.png").convert("RGB"))
-        except OSError:  # deleted by the cache clean-up: the user must segment again
+        except (OSError, ImageError):  # deleted by the cache clean-up: the user must segment again
             raise _user_error("this result has expired; segment the photo again") from None
-        return str(_write_overlay(_request_folder(), state["stem"], blend(photo, color, opacity)))
+        if photo.shape != color.shape:
+            raise _user_error("this result has expired; segment the photo again")
+        return str(write_overlay(_request_folder(), state["stem"], blend(photo, color, opacity)))
 
 
 def serving_status(predictor, prediction) -> tuple[str, dict] | None:
@@ -354,17 +374,19 @@ def serving_status(predictor, prediction) -> tuple[str, dict] | None:
                                             "how": state.how, "measuring": state.measuring, "reason": state.reason}
 
 
+def _keep_source(folder: Path, upload: Upload) -> Path:
+    """Where the photo can be read again for a re-blend: its upload, or (a clipboard paste) a copy here."""
+    if upload.path is not None:
+        return Path(upload.path)
+    return write_file(folder / "source.bin", upload.data)
+
+
 def _request_folder() -> Path:
     """A fresh folder inside Gradio's (private) upload folder: served as this app's own outputs
     and deleted with the rest of the cache."""
     cache = Path(gr_utils.get_upload_folder())
     cache.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="out-", dir=cache))
-
-
-def _write_overlay(folder: Path, stem: str, overlay: np.ndarray) -> Path:
-    # WebP: a photo-like image, a tenth of the PNG's size for the browser.
-    return write_bytes_atomic(folder / f"{stem}_overlay.webp", encode_image(overlay, "WEBP", quality=90))
 
 
 CSS = """
@@ -433,15 +455,17 @@ def build_app(*, predictor=None, settings: DemoSettings | None = None, examples:
                     details = gr.JSON(label="Details", elem_id="details")
 
         outputs = [overlay, segmap, legend, summary, color_file, label_file, details, state]
-        common = dict(fn=handlers.segment, inputs=[photo, resolution, model], outputs=outputs,
+        # The slider's opacity goes into the request itself: one round trip per result, no re-blend after it.
+        common = dict(fn=handlers.segment, inputs=[photo, resolution, model, opacity], outputs=outputs,
                       concurrency_limit=settings.concurrency, concurrency_id="model")
-        then = dict(fn=handlers.reblend, inputs=[state, opacity], outputs=overlay, api_visibility="private")
-        run.click(api_name=API_NAME, **common).then(**then)
+        run.click(api_name=API_NAME, **common)
         # Uploading, picking an example or switching resolution or model re-runs at once.
-        photo.change(api_visibility="private", **common).then(**then)
-        resolution.change(api_visibility="private", **common).then(**then)
-        model.change(api_visibility="private", **common).then(**then)
-        opacity.change(**then, queue=False, trigger_mode="always_last")  # dragging: only the last value waits
+        photo.change(api_visibility="private", **common)
+        resolution.change(api_visibility="private", **common)
+        model.change(api_visibility="private", **common)
+        # Dragging the slider re-blends the last result without the model; only the last value waits.
+        opacity.change(fn=handlers.reblend, inputs=[state, opacity], outputs=overlay, api_visibility="private",
+                       queue=False, trigger_mode="always_last")
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return demo
 

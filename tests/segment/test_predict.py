@@ -203,7 +203,8 @@ def test_auto_chooses_once_per_budget_and_reuses_it_for_other_buckets(tmp_path, 
     assert measured == [(64, 128)]  # the 4:3 bucket did not redo the selection
     assert b.input_size == bucket and b.labels.shape == (90, 120)
     sel = first.selections[bucket]
-    assert sel.reused_from == (64, 128) and (sel.backend, sel.precision) == (a.backend, a.precision)
+    # On failure, the rows say why the 2:1 choice was passed over here (a guard record, a failed build).
+    assert sel.reused_from == (64, 128) and (sel.backend, sel.precision) == (a.backend, a.precision), sel.candidates
     assert [c for c in sel.candidates if c.get("chosen")]
 
     # A later process whose first photo is 4:3 reuses the remembered choice without building the 2:1 shape.

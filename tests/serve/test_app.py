@@ -12,6 +12,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 from serve.app import API_NAME
+from serve.segmentation import DEFAULT_OPACITY
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning")
 
@@ -29,10 +30,11 @@ def test_api_endpoint_is_named_segment_and_takes_image_and_resolution(client, pr
     assert list(endpoints) == [f"/{API_NAME}"]  # internal events are private
     params = endpoints[f"/{API_NAME}"]["parameters"]
     assert [(p["parameter_name"], p["component"]) for p in params] == [
-        ("image", "Image"), ("resolution", "Radio"), ("model", "Radio")]
+        ("image", "Image"), ("resolution", "Radio"), ("model", "Radio"), ("opacity", "Slider")]
     assert params[1]["type"]["enum"] == ["half", "full"]
-    # The model is an optional trailing argument: (image, resolution) calls keep working.
+    # The model and the opacity are optional trailing arguments: (image, resolution) calls keep working.
     assert params[2]["parameter_has_default"] and params[2]["parameter_default"] == predictor.name
+    assert params[3]["parameter_has_default"] and params[3]["parameter_default"] == DEFAULT_OPACITY
 
 
 @pytest.mark.parametrize("resolution", ["half", "full"])
@@ -42,7 +44,8 @@ def test_segment_returns_overlay_map_legend_and_downloads(client, street_jpeg, r
     photo = np.asarray(Image.open(street_jpeg).convert("RGB"))
     h, w = photo.shape[:2]
     assert Image.open(overlay).size == (w, h)
-    color = np.asarray(Image.open(color_png))
+    assert Image.open(color_png).mode == "P"  # a palette PNG: one byte per pixel, the class colours
+    color = np.asarray(Image.open(color_png).convert("RGB"))
     labels = np.asarray(Image.open(label_png))
     assert color.shape == (h, w, 3) and labels.shape == (h, w)
     assert (color == predictor.palette[labels]).all()  # the two downloads agree
@@ -55,16 +58,32 @@ def test_segment_returns_overlay_map_legend_and_downloads(client, street_jpeg, r
     for name in shares:
         assert name in legend
     assert "ms" in summary and predictor.backend in summary
+    # The server's breakdown adds up: its stages are the request's time on the server, the
+    # prediction's own stages are the prediction.
+    stages = details["server_ms"]
+    booked = sum(v for k, v in stages.items() if k not in ("prediction_stages", "total"))
+    assert booked == pytest.approx(stages["total"], abs=1.0)
+    assert sum(stages["prediction_stages"].values()) == pytest.approx(stages["prediction"], abs=0.5)
+    assert stages["prediction"] == pytest.approx(details["total_ms"], abs=0.01)
+    assert f"Server time for this request: {stages['total']:.0f} ms" in summary
 
 
 def test_overlay_is_a_blend_of_photo_and_map(client, street_jpeg):
     overlay, *_ , color_png, _, _ = client.predict(handle_file(str(street_jpeg)), "half", api_name=f"/{API_NAME}")
     photo = np.asarray(Image.open(street_jpeg).convert("RGB"), dtype=np.float32)
-    color = np.asarray(Image.open(color_png), dtype=np.float32)
+    color = np.asarray(Image.open(color_png).convert("RGB"), dtype=np.float32)
     shown = np.asarray(Image.open(overlay).convert("RGB"), dtype=np.float32)
-    # Default opacity 0.5; the overlay is sent as lossy WebP, so compare on average.
+    # Default opacity 0.5; the overlay is sent as lossy JPEG, so compare on average.
     assert np.abs(shown - (photo + color) / 2).mean() < 6
     assert np.abs(shown - photo).mean() > 10
+
+
+def test_opacity_is_an_argument_of_the_request(client, street_jpeg, predictor):
+    overlay, *_, color_png, _, _ = client.predict(handle_file(str(street_jpeg)), "half", predictor.name, 1.0,
+                                                  api_name=f"/{API_NAME}")
+    color = np.asarray(Image.open(color_png).convert("RGB"), dtype=np.float32)
+    shown = np.asarray(Image.open(overlay).convert("RGB"), dtype=np.float32)
+    assert np.abs(shown - color).mean() < 6  # opacity 1: the map alone
 
 
 @pytest.mark.parametrize("name,payload,message", [

@@ -1,0 +1,208 @@
+"""Where a demo request's time goes, seen from a real browser and from the API.
+
+The server's own share comes from the page itself: every result carries its
+breakdown (``serve.stages``: reading the photo, the prediction and its stages,
+colours, encodes, writes), as a line of the page's timing text and as
+``server_ms`` in the API's JSON. This module adds what only a client sees:
+
+- ``browser_clicks``: headless Chromium (Playwright) clicks "Segment" and times,
+  with the page's own clock, click -> the new overlay loaded and decoded; the
+  browser's resource timings split that into sending the request, the server's
+  work plus Gradio's queue and event stream, and fetching the overlay.
+- ``api_calls``: ``gradio_client`` round trips (upload, predict, download).
+
+``segment demo-timing`` prints both as tables (medians).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from serve.app import API_NAME
+
+# Filled in the page: click "Segment", resolve when the overlay <img> has a new src that has
+# loaded and decoded. Times are the page's performance.now(), relative to the click.
+_CLICK_JS = """
+async (timeoutMs) => {
+  const box = document.querySelector('#overlay');
+  const img = () => box.querySelector('img');
+  const before = img() ? img().getAttribute('src') : null;
+  performance.clearResourceTimings();
+  const t0 = performance.now();
+  const shown = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { observer.disconnect(); reject(new Error('no new overlay')); }, timeoutMs);
+    const check = async () => {
+      const i = img();
+      if (!i || i.getAttribute('src') === before) return;
+      observer.disconnect();
+      if (!(i.complete && i.naturalWidth > 0)) {
+        await new Promise((ok, bad) => { i.addEventListener('load', ok, {once: true});
+                                         i.addEventListener('error', bad, {once: true}); });
+      }
+      await i.decode();
+      clearTimeout(timer);
+      resolve(performance.now());
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(box, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+  });
+  document.querySelector('#run').click();
+  const t1 = await shown;
+  const resources = performance.getEntriesByType('resource').map(e => ({
+    name: e.name, start: e.startTime - t0, end: e.responseEnd - t0}));
+  return {page_ms: t1 - t0, resources, summary: document.querySelector('#summary').innerText};
+}
+"""
+
+_SERVER = re.compile(r"Server time for this request: (\d+) ms")
+_PREDICTION = re.compile(r"whole prediction (\d+) ms")
+
+
+@dataclass
+class ClickTiming:
+    """One click, in ms from the click: when the request left, when the overlay's fetch started
+    (the result had arrived), when it ended, and when the new overlay was decoded on the page."""
+
+    page_ms: float
+    request_sent_ms: float | None
+    overlay_fetch_start_ms: float | None
+    overlay_fetch_end_ms: float | None
+    server_ms: float | None  # the server's breakdown total (the page's timing text)
+    prediction_ms: float | None  # the whole prediction (the page's timing text)
+
+
+@dataclass
+class ApiTiming:
+    round_trip_ms: float
+    server_ms: float
+    prediction_ms: float
+    server_stages: dict = field(default_factory=dict)
+
+
+def _first(resources: list[dict], needle: str) -> dict | None:
+    hits = [r for r in resources if needle in r["name"] and r["start"] >= -1.0]
+    return min(hits, key=lambda r: r["start"]) if hits else None
+
+
+def _number(pattern: re.Pattern, text: str) -> float | None:
+    match = pattern.search(text)
+    return float(match.group(1)) if match else None
+
+
+def parse_click(raw: dict) -> ClickTiming:
+    join = _first(raw["resources"], "/queue/join")
+    overlay = _first(raw["resources"], "_overlay.")
+    return ClickTiming(page_ms=raw["page_ms"], request_sent_ms=join["start"] if join else None,
+                       overlay_fetch_start_ms=overlay["start"] if overlay else None,
+                       overlay_fetch_end_ms=overlay["end"] if overlay else None,
+                       server_ms=_number(_SERVER, raw["summary"]),
+                       prediction_ms=_number(_PREDICTION, raw["summary"]))
+
+
+def browser_clicks(url: str, photo: Path, *, resolution: str = "half", clicks: int = 10,
+                   browser_path: str | None = None, timeout_s: float = 120.0,
+                   pause_s: float = 0.5) -> list[ClickTiming]:
+    """Upload ``photo`` once, then click "Segment" ``clicks`` times (after one untimed click),
+    ``pause_s`` apart, as a person would: whatever a result sets off after it is shown settles
+    before the next click."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise RuntimeError("the browser timing needs Playwright: pip install playwright, and a Chromium "
+                           "(playwright install chromium, or --browser /usr/bin/chromium)") from None
+    timings = []
+    with sync_playwright() as p:
+        options = {"executable_path": browser_path} if browser_path else {}
+        # --no-sandbox: containers that run as root cannot start Chromium's sandbox.
+        browser = p.chromium.launch(headless=True, args=["--no-sandbox"], **options)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(url)
+            if resolution != "half":
+                page.locator("#resolution").get_by_text(resolution, exact=False).first.click()
+            page.locator("#photo input[type=file]").set_input_files(str(photo))
+            page.locator("#overlay img").wait_for(state="visible", timeout=timeout_s * 1000)
+            page.wait_for_function("() => /whole prediction/.test(document.querySelector('#summary').innerText)",
+                                   timeout=timeout_s * 1000)
+            for i in range(clicks + 1):
+                page.wait_for_timeout(pause_s * 1000)
+                raw = page.evaluate(_CLICK_JS, timeout_s * 1000)
+                if i:  # the first click is a warm-up
+                    timings.append(parse_click(raw))
+        finally:
+            browser.close()
+    return timings
+
+
+def api_calls(url: str, photo: Path, *, resolution: str = "half", calls: int = 10) -> list[ApiTiming]:
+    """``calls`` gradio_client round trips (after one untimed call): upload, predict, download the outputs."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    timings = []
+    for i in range(calls + 1):
+        t0 = time.perf_counter()
+        details = client.predict(handle_file(str(photo)), resolution, api_name=f"/{API_NAME}")[6]
+        ms = (time.perf_counter() - t0) * 1e3
+        if i:
+            stages = details.get("server_ms", {})
+            timings.append(ApiTiming(round_trip_ms=ms, server_ms=stages.get("total", float("nan")),
+                                     prediction_ms=details["total_ms"], server_stages=stages))
+    client.close()
+    return timings
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def click_table(timings: list[ClickTiming]) -> str:
+    """Medians of the browser clicks, split at the moments the browser can see."""
+    def gap(a: str, b: str):
+        return _median([getattr(t, b) - getattr(t, a) for t in timings
+                        if getattr(t, a) is not None and getattr(t, b) is not None])
+
+    rows = [
+        ("click -> request sent", _median([t.request_sent_ms for t in timings])),
+        ("request sent -> result arrived (server, queue, event stream)",
+         gap("request_sent_ms", "overlay_fetch_start_ms")),
+        ("  of which the server's own work (its timing text)", _median([t.server_ms for t in timings])),
+        ("  of which the whole prediction", _median([t.prediction_ms for t in timings])),
+        ("overlay fetched", gap("overlay_fetch_start_ms", "overlay_fetch_end_ms")),
+        ("overlay fetched -> shown (decode, layout)", gap("overlay_fetch_end_ms", "page_ms")),
+        ("click -> overlay shown", _median([t.page_ms for t in timings])),
+        ("click -> shown, minus the whole prediction",
+         _median([t.page_ms - t.prediction_ms for t in timings if t.prediction_ms is not None])),
+    ]
+    lines = [f"| browser, {len(timings)} clicks (medians) | ms |", "|---|---|"]
+    lines += [f"| {name} | {_fmt(v)} |" for name, v in rows]
+    return "\n".join(lines)
+
+
+def api_table(timings: list[ApiTiming]) -> str:
+    stages: dict[str, list[float]] = {}
+    for t in timings:
+        for key, value in t.server_stages.items():
+            if isinstance(value, (int, float)) and key != "total":
+                stages.setdefault(key, []).append(value)
+    rows = [("round trip (gradio_client: upload, predict, download)", _median([t.round_trip_ms for t in timings])),
+            ("server's own work", _median([t.server_ms for t in timings]))]
+    rows += [(f"  {key}", _median(values)) for key, values in stages.items()]
+    rows.append(("round trip minus the server's work (client, transfer, Gradio)",
+                 _median([t.round_trip_ms - t.server_ms for t in timings])))
+    lines = [f"| API, {len(timings)} calls (medians) | ms |", "|---|---|"]
+    lines += [f"| {name} | {_fmt(v)} |" for name, v in rows]
+    return "\n".join(lines)
+
+
+def as_json(clicks: list[ClickTiming], api: list[ApiTiming]) -> dict:
+    return {"clicks": [asdict(t) for t in clicks], "api": [asdict(t) for t in api]}

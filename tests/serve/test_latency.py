@@ -1,0 +1,58 @@
+"""``segment demo-timing``: the browser's and the API's view of a request, against a live demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serve.latency import ApiTiming, api_calls, api_table, browser_clicks, click_table, parse_click
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def test_a_click_is_read_from_the_resource_timings_and_the_timing_text():
+    raw = {"page_ms": 120.0, "summary": "model **20 ms**, whole prediction 31 ms.\n\nServer time for this "
+                                        "request: 44 ms = reading the photo 2",
+           "resources": [{"name": "http://x/gradio_api/file=/tmp/old_overlay.jpg", "start": -50.0, "end": -40.0},
+                         {"name": "http://x/gradio_api/queue/join?", "start": 3.0, "end": 9.0},
+                         {"name": "http://x/gradio_api/file=/tmp/out-1/a_overlay.jpg", "start": 80.0, "end": 95.0},
+                         {"name": "http://x/gradio_api/file=/tmp/out-1/a_color.png", "start": 81.0, "end": 90.0}]}
+    click = parse_click(raw)
+    assert (click.request_sent_ms, click.overlay_fetch_start_ms, click.overlay_fetch_end_ms) == (3.0, 80.0, 95.0)
+    assert (click.server_ms, click.prediction_ms, click.page_ms) == (44.0, 31.0, 120.0)
+    table = click_table([click])
+    assert "| request sent -> result arrived (server, queue, event stream) | 77.0 |" in table
+    assert "| click -> shown, minus the whole prediction | 89.0 |" in table
+
+
+def test_api_table_lists_the_server_stages():
+    calls = [ApiTiming(round_trip_ms=300.0, server_ms=40.0, prediction_ms=30.0,
+                       server_stages={"read": 1.0, "prediction": 30.0, "prediction_stages": {}, "total": 40.0})]
+    table = api_table(calls)
+    assert "|   read | 1.0 |" in table and "| round trip minus the server's work (client, transfer, Gradio) | 260.0 |" in table
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_timings_against_a_live_demo(demo_server, street_jpeg):
+    pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+    clicks = browser_clicks(demo_server.url, street_jpeg, clicks=2, browser_path=str(CHROMIUM))
+    assert len(clicks) == 2
+    for c in clicks:
+        # Every moment was found on the real page, in the order a request runs.
+        assert None not in (c.request_sent_ms, c.overlay_fetch_start_ms, c.overlay_fetch_end_ms, c.server_ms,
+                            c.prediction_ms)
+        assert 0 <= c.request_sent_ms < c.overlay_fetch_start_ms <= c.overlay_fetch_end_ms <= c.page_ms
+    calls = api_calls(demo_server.url, street_jpeg, calls=2)
+    assert len(calls) == 2 and all(c.round_trip_ms > c.server_ms > 0 for c in calls)
+
+
+def test_command_refuses_a_missing_photo(tmp_path):
+    from segment.cli import build_parser
+    from segment.errors import UserError
+    from serve.latency_cli import run
+
+    args = build_parser("demo-timing").parse_args(["demo-timing", "http://127.0.0.1:9", "--photo",
+                                                    str(tmp_path / "nope.jpg")])
+    with pytest.raises(UserError, match="nope.jpg: no such file"):
+        run(args)
