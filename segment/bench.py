@@ -458,6 +458,7 @@ def guard_miou(args, subjects, sizes) -> dict:
     from data.build import build_dataset  # lazy: segment does not depend on data at import time
 
     from segment.accuracy import confusion, mean_iou
+    from segment.backends import int8_quantizer
     from segment.predict import cpu_kind, engine_version, save_guard_record
     from segment.sizes import SIZES, plan_run, size_name
 
@@ -498,6 +499,8 @@ def guard_miou(args, subjects, sizes) -> dict:
                           "miou": round(100 * mean_iou(conf, scored), 3),
                           "measured_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
                 record["miou_drop"] = round(record["miou_ref"] - record["miou"], 3)
+                if spec.precision == "int8":  # which int8 model: it stands for no other quantization
+                    record["quantizer"] = int8_quantizer(spec.backend, args.calib_data)
                 save_guard_record(pred.cache_dir, pred.key, run_hw, spec.backend, spec.precision, record)
                 shipped.append(record)
                 out[(name, backend.name, backend.precision, size_name(size))] = record

@@ -30,7 +30,7 @@ import torch
 
 from segment.autoselect import WORK_LOCK, AutoConfig, LiveMonitor, Measurement, measure_interleaved, utc_now
 from segment.backends import (Backend, BackendError, BackendSpec, available_backends, build_backend, candidate_specs,
-                              graph_key, resolve_threads)
+                              graph_key, int8_quantizer, resolve_threads)
 from segment.backends.base import cpu_kind  # noqa: F401  (guard records name the bf16 hardware)
 from segment.backends.cache import default_cache_dir, write_json_atomic
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
@@ -334,11 +334,15 @@ class Predictor:
             if self._shipped_records is None:
                 self._shipped_records = read_guard_file(self.guard_file)
             candidates += self._shipped_records
+        # An int8 record holds for the int8 model this Predictor would build (quantizer, settings,
+        # calibration set): another calibration is another model.
+        quantizer = int8_quantizer(spec.backend, self.calib_data) if spec.precision == "int8" else None
         applicable = [rec for rec in candidates
                       if rec.get("key", self.key) == self.key
                       and rec.get("backend", spec.backend) == spec.backend
                       and rec.get("precision", spec.precision) == spec.precision
-                      and rec.get("engine") == engine_version(spec.backend) and rec.get("cpu") == cpu_kind()]
+                      and rec.get("engine") == engine_version(spec.backend) and rec.get("cpu") == cpu_kind()
+                      and rec.get("quantizer") == quantizer]
         for rec in applicable:
             if tuple(rec.get("size", ())) == size:
                 return rec

@@ -73,6 +73,7 @@ class ClickTiming:
     overlay_fetch_end_ms: float | None
     server_ms: float | None  # the server's breakdown total (the page's timing text)
     prediction_ms: float | None  # the whole prediction (the page's timing text)
+    resources: list[dict] = field(default_factory=list)  # every fetch after the click: name, start, end (ms)
 
 
 @dataclass
@@ -100,7 +101,8 @@ def parse_click(raw: dict) -> ClickTiming:
                        overlay_fetch_start_ms=overlay["start"] if overlay else None,
                        overlay_fetch_end_ms=overlay["end"] if overlay else None,
                        server_ms=_number(_SERVER, raw["summary"]),
-                       prediction_ms=_number(_PREDICTION, raw["summary"]))
+                       prediction_ms=_number(_PREDICTION, raw["summary"]),
+                       resources=[r for r in raw["resources"] if r["start"] >= -1.0])
 
 
 def browser_clicks(url: str, photo: Path, *, resolution: str = "half", clicks: int = 10,

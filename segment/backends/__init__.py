@@ -6,6 +6,7 @@ exporting (and caching) ONNX / OpenVINO IR / int8 files on first use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import shutil
@@ -73,6 +74,23 @@ def _calib_tag(calib_data: str | Path | None, count: int) -> str:
         h.update(f.name.encode())
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return "calib" + h.hexdigest()[:10]
+
+
+DEFAULT_CALIB_COUNT = 16  # calibration photos for int8
+
+
+@functools.lru_cache(maxsize=32)  # hashes the calibration photos; asked for on every guard lookup
+def int8_quantizer(backend: str, calib_data: str | Path | None = None, calib_count: int = DEFAULT_CALIB_COUNT,
+                   int8_settings=None) -> str:
+    """Which int8 model ``build_backend`` makes for ``backend``: the quantizer, its settings and
+    the calibration set (the same tags as the export cache's file names). A guard record of an
+    int8 model names it, and applies only to an int8 model made the same way."""
+    calib = _calib_tag(calib_data, calib_count)
+    if backend == "openvino":
+        from segment import quantize_nncf
+
+        return f"nncf-{(int8_settings or quantize_nncf.DEFAULT_SETTINGS).tag()}-{calib}"
+    return f"{backend}-qdq-{calib}"
 
 
 def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: str, calib_data, calib_count: int,
@@ -162,7 +180,7 @@ def _export_folder(model: torch.nn.Module, *, mean, std, size, cache_dir: Path |
 
 
 def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32", calib_data=None,
-                    calib_count: int = 16, out: str | Path | None = None, cache_dir: Path | None = None,
+                    calib_count: int = DEFAULT_CALIB_COUNT, out: str | Path | None = None, cache_dir: Path | None = None,
                     int8_settings=None) -> Path:
     """The cached artefact (what ``segment export`` writes), copied to ``out`` when one is given."""
     if fmt not in ("onnx", "openvino"):
@@ -185,7 +203,8 @@ def export_artifact(*, model, mean, std, size, fmt: str, precision: str = "fp32"
 
 
 def build_backend(model: torch.nn.Module, *, mean, std, size: tuple[int, int], spec: BackendSpec,
-                  cache_dir: Path | None = None, calib_data=None, calib_count: int = 16, int8_settings=None) -> Backend:
+                  cache_dir: Path | None = None, calib_data=None, calib_count: int = DEFAULT_CALIB_COUNT,
+                  int8_settings=None) -> Backend:
     """``int8_settings``: OpenVINO int8's NNCF settings (``segment.quantize_nncf.Int8Settings``; None: its defaults)."""
     if spec.backend not in BACKENDS:
         raise BackendError(f"unknown backend {spec.backend!r}; choose one of {', '.join(BACKENDS)} or auto")

@@ -7,6 +7,7 @@ import types
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from segment.cli import main
 
@@ -304,10 +305,11 @@ def test_guard_miou_is_segment_evals_miou(tmp_path):
     assert "root" not in shipped[0]  # a local folder means nothing where the file is shipped
 
 
-@pytest.mark.parametrize("drop,considered", [(0.6, False), (0.1, True)])
-def test_auto_considers_int8_exactly_when_its_record_is_under_half_a_point(tmp_path, monkeypatch, drop, considered):
+@pytest.mark.parametrize("drop,made_so,considered", [(0.6, True, False), (0.1, True, True), (0.1, False, False)])
+def test_auto_considers_int8_exactly_when_its_record_is_under_half_a_point(tmp_path, monkeypatch, drop, made_so,
+                                                                          considered):
     from segment import predict
-    from segment.backends import BackendSpec
+    from segment.backends import BackendSpec, int8_quantizer
     from segment.predict import MAX_INT8_MIOU_DROP, Predictor, cpu_kind, engine_version, save_guard_record
 
     assert MAX_INT8_MIOU_DROP == 0.5
@@ -316,12 +318,21 @@ def test_auto_considers_int8_exactly_when_its_record_is_under_half_a_point(tmp_p
         BackendSpec(backend="onnxruntime", precision="int8", threads=threads),
         BackendSpec(backend="torch", precision="fp32", threads=threads)])
     pred = Predictor.from_checkpoint(ckpt, backend="auto", threads=1, cache_dir=tmp_path / "cache")
+    # made_so=False: the record is of an int8 model calibrated on other photos, which it does not stand for.
+    other = tmp_path / "photos"
+    if not made_so:
+        other.mkdir()
+        Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(other / "a.png")
     save_guard_record(tmp_path / "cache", pred.key, (64, 128), "onnxruntime", "int8", {
         "key": pred.key, "backend": "onnxruntime", "precision": "int8", "size": [64, 128],
         "engine": engine_version("onnxruntime"), "cpu": cpu_kind(), "dataset": "synthetic", "split": "val",
-        "images": 2, "agreement": 0.999, "miou_drop": drop})
+        "images": 2, "agreement": 0.999, "miou_drop": drop,
+        "quantizer": int8_quantizer("onnxruntime", None if made_so else other)})
     pred.predict(np.full((64, 128, 3), 100, np.uint8), size=(64, 128))
     int8 = next(c for c in pred.selections[(64, 128)].candidates if c["precision"] == "int8")
+    if not made_so:
+        assert "no mIoU guard record" in int8["skipped"] and "request_ms" not in int8
+        return
     assert "2 images of synthetic val" in int8["guard"]
     if considered:
         assert "skipped" not in int8 and int8["request_ms"] > 0  # built and timed
