@@ -82,8 +82,10 @@ class DemoSettings:
     queue_size: int = 64  # requests waiting beyond that; more are refused as "queue full"
     cache_age_s: int = 3600  # outputs and uploads older than this are deleted (checked as often)
     # Shape buckets (segment.sizes) prepared in the background once the page is up, at each
-    # warmed-up resolution (whose 2:1 bucket the warm-up prepares): phone photos, both ways.
-    prepare_aspects: tuple[str, ...] = ("4:3", "3:4")
+    # warmed-up resolution, in this order: 4:3 first (phone photos and the page's examples: the
+    # likeliest first request; on an empty cache each bucket's export takes seconds), then 2:1
+    # (Cityscapes; a fixed --backend prepared it before the page opened), then upright photos.
+    prepare_aspects: tuple[str, ...] = ("4:3", "2:1", "3:4")
 
 
 class Upload(NamedTuple):
@@ -213,8 +215,8 @@ class DemoHandlers:
 
     def prepare_in_background(self, resolutions: list[str], aspects=None, *, report=print) -> threading.Thread:
         """Prepare, once the page is up, what the warm-up before it left out: at each of
-        ``resolutions``, every model's 2:1 bucket and the common shape buckets
-        (``DemoSettings.prepare_aspects``), one at a time in a background thread, the default
+        ``resolutions``, every model's common shape buckets (``DemoSettings.prepare_aspects``, in
+        that order) and its 2:1 bucket, one at a time in a background thread, the default
         model first. A first photo of those shapes, or a first request to another model, then
         does not wait for its backend to be exported and compiled. Each takes the model lock, so
         a request waits at most for one bucket."""
@@ -224,7 +226,7 @@ class DemoHandlers:
         def work() -> None:
             for resolution in resolutions:
                 for entry in self.models.values():
-                    for aspect in ("2:1", *aspects):
+                    for aspect in dict.fromkeys((*aspects, "2:1")):  # 2:1 always, last if not listed
                         if (entry.key, resolution, aspect) in self._prepared:
                             continue
                         if self._stop.is_set():
@@ -456,8 +458,13 @@ def build_app(*, predictor=None, settings: DemoSettings | None = None, examples:
 
         outputs = [overlay, segmap, legend, summary, color_file, label_file, details, state]
         # The slider's opacity goes into the request itself: one round trip per result, no re-blend after it.
+        # Progress: a timer in the timing box only. Gradio's default animates a loading overlay on
+        # every output while a request runs; with the browser on the same 2 cores that rendering
+        # took the model's CPU (whole prediction at full 231 ms against 135, the page's result 310
+        # against 206 ms; half 199 against 101 ms: 'segment demo-timing', docs/demo.md).
         common = dict(fn=handlers.segment, inputs=[photo, resolution, model, opacity], outputs=outputs,
-                      concurrency_limit=settings.concurrency, concurrency_id="model")
+                      concurrency_limit=settings.concurrency, concurrency_id="model",
+                      show_progress="minimal", show_progress_on=[summary])
         run.click(api_name=API_NAME, **common)
         # Uploading, picking an example or switching resolution or model re-runs at once.
         photo.change(api_visibility="private", **common)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.error
 import urllib.request
@@ -220,3 +221,15 @@ def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
     handlers.stop_background()
     handlers.prepare_in_background(["full"], report=lines.append).join(timeout=60)
     assert len(lines) == 2 and len(predictor._backends) == 3
+
+
+def test_runs_show_a_timer_in_the_timing_box_only(demo_server):
+    # The page's own config: every event that runs the model animates no loading overlay on the
+    # images (rendering it took the model's CPU when the browser shares the machine).
+    with urllib.request.urlopen(demo_server.url.rstrip("/") + "/config", timeout=10) as resp:
+        config = json.loads(resp.read())
+    ids = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
+    runs = [d for d in config["dependencies"] if ids["overlay"] in d["outputs"] and ids["segmap"] in d["outputs"]]
+    assert len(runs) == 4  # the button, a new photo, the resolution, the model
+    for dep in runs:
+        assert dep["show_progress"] == "minimal" and dep["show_progress_on"] == [ids["summary"]]
