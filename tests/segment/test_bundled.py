@@ -14,11 +14,13 @@ from segment.presets import get_preset
 from segment.sizes import plan_run
 
 
-def test_shipped_guard_records_belong_to_the_shipped_weights():
-    path = guard_file_for(DEFAULT_CHECKPOINT)
+@pytest.mark.parametrize("name", ["large", "small"])
+def test_shipped_guard_records_belong_to_the_shipped_weights(name):
+    checkpoint = bundled.checkpoint_for(name)
+    path = guard_file_for(checkpoint)
     assert path.is_file(), "regenerate with 'segment bench --guard-data ... --guard-out' after retraining"
     records = json.loads(path.read_text())["records"]
-    predictor = Predictor.from_checkpoint(DEFAULT_CHECKPOINT)
+    predictor = Predictor.from_checkpoint(checkpoint)
     assert predictor.guard_file == path
     # Retrained weights change the key: stale records would then be ignored, so catch it here.
     assert {r["key"] for r in records} == {predictor.key}
