@@ -203,14 +203,20 @@ def test_importing_the_app_writes_no_stub_files():
 
 def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
     """After warm-up (the 2:1 bucket) the demo prepares the 4:3 and 3:4 buckets in a background
-    thread, so a phone photo's first request finds its backend built."""
+    thread, so a phone photo's first request finds its backend built; without a warm-up, 4:3
+    (phone photos, the page's examples) comes first."""
     from segment.predict import Predictor
     from segment.sizes import buckets
     from serve.app import DemoHandlers, DemoSettings
 
+    assert DemoSettings().prepare_aspects == ("4:3", "2:1", "3:4")
+    cold = DemoHandlers(predictor=Predictor.from_checkpoint(small_checkpoint), settings=DemoSettings())
+    order = []
+    cold.prepare_in_background(["half"], report=order.append).join(timeout=300)
+    assert [line.split(" for ")[1].split()[0] for line in order] == ["4:3", "2:1", "3:4"]
+
     predictor = Predictor.from_checkpoint(small_checkpoint)
     handlers = DemoHandlers(predictor=predictor, settings=DemoSettings())
-    assert DemoSettings().prepare_aspects == ("4:3", "3:4")
     handlers.warm_up("half")
     assert set(predictor._backends) == {(512, 1024)}
     lines = []
