@@ -280,9 +280,8 @@ class Predictor:
         end = time.perf_counter()
         stages = {"resize": t0 - t_resize, "model": t1 - t0, "upsample_argmax": t2 - t1, "restore": end - t3}
         stages["other"] = (end - start) - sum(stages.values())
-        model_ms = stages["model"] * 1e3
-        return Prediction(labels=labels, model_ms=model_ms, total_ms=(end - start) * 1e3,
-                          stages_ms={k: v * 1e3 for k, v in stages.items()},
+        stages_ms = {k: v * 1e3 for k, v in stages.items()}
+        return Prediction(labels=labels, model_ms=stages_ms["model"], total_ms=(end - start) * 1e3, stages_ms=stages_ms,
                           backend=backend.name, precision=backend.precision, input_size=plan.run_hw,
                           valid_size=plan.valid_hw, size=size if isinstance(size, str) else f"{size[0]}x{size[1]}",
                           bucket=plan.aspect)

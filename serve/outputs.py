@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segment.images import blend, encode_image, encode_palette_png, encode_png
+from segment.images import encode_image, encode_palette_png, encode_png
 
 OVERLAY_QUALITY = 90  # JPEG quality of the overlay: class edges stay crisp at 1:1 on the page
 
@@ -51,7 +51,7 @@ def write_outputs(folder: Path, stem: str, result, palette, opacity: float, cloc
     ``serve.segmentation.DemoResult``) and write them; ``clock`` (a ``serve.stages.StageClock``)
     gets a lap per encode and one for the writes."""
     lap = clock.lap if clock is not None else (lambda name: None)
-    overlay = encode_overlay(blend(result.photo, result.color, opacity))
+    overlay = encode_overlay(result.overlay(opacity))
     lap("encode_overlay")
     color = encode_palette_png(result.labels, palette)
     lap("encode_color")
