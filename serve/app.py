@@ -53,6 +53,7 @@ from serve.segmentation import (  # noqa: E402
     RESOLUTIONS,
     fit_within,
     legend_html,
+    ready_backend,
     segment_photo,
     summary_dict,
     summary_markdown,
@@ -173,9 +174,9 @@ class DemoHandlers:
         self.predictor = models[0].predictor  # the default model's
         self.settings = settings
         self.max_bytes = int(settings.max_upload_mb * 1024 * 1024)
-        # One forward pass at a time, whichever the model: see DemoSettings.concurrency. It also
-        # makes the first request at a size (which may export and measure backends for
-        # backend="auto") happen once, not once per waiting request.
+        # One forward pass at a time, whichever the model: see DemoSettings.concurrency. Backends
+        # are built before it is taken (serve.segmentation.ready_backend): an export or a wait
+        # for auto's measurement holds up only the request or bucket that needs that shape.
         self.model_lock = threading.Lock()
         # The latest model time (ms) of each model at each run shape, requests and preparation alike:
         # what the page compares ("Small 18 ms, Large 52 ms at 608x832"). Shapes: a few buckets per size.
@@ -206,6 +207,7 @@ class DemoHandlers:
         start = time.perf_counter()
         shape = buckets(resolution)[aspect]
         blank = np.zeros((*shape, 3), np.uint8)
+        ready_backend(entry.predictor, shape, resolution=resolution, max_side=self.settings.max_side)
         with self.model_lock:
             entry.predictor.predict(blank, size=resolution)
             seconds = time.perf_counter() - start
@@ -218,8 +220,8 @@ class DemoHandlers:
         ``resolutions``, every model's common shape buckets (``DemoSettings.prepare_aspects``, in
         that order) and its 2:1 bucket, one at a time in a background thread, the default
         model first. A first photo of those shapes, or a first request to another model, then
-        does not wait for its backend to be exported and compiled. Each takes the model lock, so
-        a request waits at most for one bucket."""
+        does not wait for its backend to be exported and compiled. Each builds its backend outside
+        the model lock and takes the lock only for its two runs, so a request waits at most for those."""
         aspects = self.settings.prepare_aspects if aspects is None else aspects
         several = len(self.models) > 1
 
@@ -287,6 +289,8 @@ class DemoHandlers:
         clock = StageClock()
         image = self.load(upload)
         clock.lap("read")
+        ready_backend(entry.predictor, image.shape[:2], resolution=resolution, max_side=self.settings.max_side)
+        clock.lap("build")
         with self.model_lock:
             clock.lap("wait")
             result = segment_photo(entry.predictor, image, resolution=resolution, max_side=self.settings.max_side)

@@ -46,14 +46,33 @@ class DemoResult:
         return blend(self.photo, self.color, opacity)
 
 
-def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Downscale (area filter, never upscale) so the longer side is at most ``max_side``."""
-    h, w = image.shape[:2]
+def fitted_size(image_hw: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(H, W) of a photo of ``image_hw`` once fitted inside ``max_side`` (never enlarged)."""
+    h, w = image_hw
     scale = max_side / max(h, w)
     if scale >= 1.0:
+        return h, w
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale (area filter, never upscale) so the longer side is at most ``max_side``."""
+    h, w = fitted_size(image.shape[:2], max_side)
+    if (h, w) == image.shape[:2]:
         return image
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def ready_backend(predictor, image_hw: tuple[int, int], *, resolution: str, max_side: int = DEFAULT_MAX_SIDE) -> None:
+    """Build (export, compile; for backend "auto", choose or default) the backend that
+    ``segment_photo`` will run a photo of ``image_hw`` on, if it is not built yet.
+
+    The demo calls this before it takes its model lock: a build can wait seconds for a
+    background measurement (segment.autoselect.WORK_LOCK), and requests whose backends are
+    built must not wait behind it. Predictors without per-shape backends need nothing."""
+    backend_for = getattr(predictor, "backend_for", None)
+    if backend_for is not None:
+        backend_for(predictor.plan(fitted_size(image_hw, max_side), resolution).run_hw)
 
 
 def legend(labels: np.ndarray, classes: list[str], palette: np.ndarray) -> list[LegendEntry]:

@@ -14,10 +14,13 @@ from collections.abc import Callable
 PREDICTION_STAGES = {"resize": "resize", "model": "model", "upsample_argmax": "upsample+argmax",
                      "restore": "back to photo size", "other": "backend lookup"}
 # The handler's laps as the page names them, in request order.
-REQUEST_STAGES = {"read": "reading the photo", "wait": "waiting for the model", "prediction": "prediction",
+REQUEST_STAGES = {"read": "reading the photo", "build": "building the backend", "wait": "waiting for the model", "prediction": "prediction",
                   "colours": "colours and legend", "encode_overlay": "overlay JPEG",
                   "encode_color": "colour map PNG", "encode_labels": "label PNG", "write": "writing files",
                   "summary": "summary"}
+
+# Laps that take time only on some requests (a shape's first); the line leaves them out otherwise.
+OCCASIONAL_STAGES = ("build",)
 
 
 class StageClock:
@@ -58,7 +61,7 @@ def server_line(stages: dict) -> str:
     """'Server time for this request: 41 ms = reading the photo 2 · ... · prediction 34 (model 22, ...) · ...'."""
     parts = []
     for key, name in REQUEST_STAGES.items():
-        if key not in stages:
+        if key not in stages or (key in OCCASIONAL_STAGES and stages[key] < 0.5):
             continue
         text = f"{name} {stages[key]:.0f}"
         if key == "prediction" and stages.get("prediction_stages"):

@@ -229,6 +229,47 @@ def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
     assert len(lines) == 2 and len(predictor._backends) == 3
 
 
+def test_a_bucket_waiting_to_build_does_not_hold_up_requests(small_checkpoint, tmp_path):
+    """A background preparation whose build waits for auto's measurement (which holds
+    WORK_LOCK for seconds) must not hold the model lock meanwhile: a request whose
+    backend is built is answered while the bucket still waits."""
+    import threading
+
+    from segment.autoselect import WORK_LOCK
+    from segment.predict import Predictor
+    from segment.sizes import buckets
+    from serve.app import DemoHandlers, DemoSettings, Upload
+
+    predictor = Predictor.from_checkpoint(small_checkpoint)
+    handlers = DemoHandlers(predictor=predictor, settings=DemoSettings())
+    handlers.warm_up("half")  # the 2:1 bucket is built
+    photo = tmp_path / "wide.png"
+    Image.fromarray(np.full((256, 512, 3), 90, np.uint8)).save(photo)
+    waiting = threading.Event()
+    build = predictor.build
+
+    def slow_build(spec, size):
+        waiting.set()
+        return build(spec, size)  # blocks on WORK_LOCK, held below as a measurement holds it
+
+    predictor.build = slow_build
+    answered = []
+    with WORK_LOCK:
+        preparing = threading.Thread(target=handlers.warm_up, args=("half", "4:3"), daemon=True)
+        preparing.start()
+        assert waiting.wait(60)
+        request = threading.Thread(
+            target=lambda: answered.append(handlers.segment(Upload(path=str(photo), data=None, name="wide.png"),
+                                                            "half")), daemon=True)
+        request.start()
+        request.join(60)
+        assert answered, "a request on a built shape waited for another shape's build"
+        assert preparing.is_alive() and buckets("half")["4:3"] not in predictor._backends
+    preparing.join(120)
+    assert buckets("half")["4:3"] in predictor._backends
+    assert answered[0][6]["server_ms"].get("build", 0.0) < 1000
+
+
 def test_runs_show_a_timer_in_the_timing_box_only(demo_server):
     # The page's own config: every event that runs the model animates no loading overlay on the
     # images (rendering it took the model's CPU when the browser shares the machine).

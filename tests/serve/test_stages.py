@@ -46,3 +46,14 @@ def test_the_prediction_lap_is_split_into_the_prediction_and_the_work_around_it(
     assert line.startswith("Server time for this request: 59 ms = reading the photo 5 · prediction 42 (resize 2, "
                            "model 30, upsample+argmax 8, back to photo size 2)")
     assert "overlay JPEG 3" in line and "writing files 1" in line
+
+
+def test_a_backend_build_shows_on_the_line_only_when_it_took_time():
+    def line_with_build(build_s: float) -> str:
+        clock = StageClock(FakeClock(0.0, 0.005, 0.005 + build_s, 0.050 + build_s))
+        for name in ("read", "build", "prediction"):
+            clock.lap(name)
+        return server_line(request_stages(clock, _prediction(45.0, model=45.0)))
+
+    assert "building the backend" not in line_with_build(0.0001)
+    assert "building the backend 1200 · prediction 45" in line_with_build(1.2)
