@@ -360,7 +360,8 @@ def collect(args) -> list[dict]:
                 madds, params = count_madds(ref_pred.model, run_hw), count_params(ref_pred.model)
                 for spec in _specs(args, threads):
                     predictor = factory(backend=spec.backend, precision=spec.precision, threads=threads,
-                                        cache_dir=args.cache_dir, calib_data=args.calib_data, compile=spec.compile)
+                                        cache_dir=args.cache_dir, calib_data=args.calib_data, compile=spec.compile,
+                                        int8_settings=_int8_settings(args))
                     predictor.model = ref_pred.model  # one set of weights for every line of this model
                     try:
                         backend = predictor.backend_for(run_hw)
@@ -481,7 +482,7 @@ def guard_miou(args, subjects, sizes) -> dict:
             ref_conf = sum(confusion(r, lab, n) for r, (_, lab) in zip(ref_labels, samples))
             for spec in _specs(args, None):
                 pred = factory(backend=spec.backend, precision=spec.precision, cache_dir=args.cache_dir,
-                               calib_data=args.calib_data)
+                               calib_data=args.calib_data, int8_settings=_int8_settings(args))
                 pred.model = ref.model
                 labels = [pred.predict(img, size=size).labels for img, _ in samples]
                 conf = sum(confusion(lab_pred, lab, n) for lab_pred, (_, lab) in zip(labels, samples))
@@ -500,13 +501,21 @@ def guard_miou(args, subjects, sizes) -> dict:
                           "measured_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
                 record["miou_drop"] = round(record["miou_ref"] - record["miou"], 3)
                 if spec.precision == "int8":  # which int8 model: it stands for no other quantization
-                    record["quantizer"] = int8_quantizer(spec.backend, args.calib_data)
+                    record["quantizer"] = int8_quantizer(spec.backend, args.calib_data,
+                                                         int8_settings=_int8_settings(args))
                 save_guard_record(pred.cache_dir, pred.key, run_hw, spec.backend, spec.precision, record)
                 shipped.append(record)
                 out[(name, backend.name, backend.precision, size_name(size))] = record
     if args.guard_out:
         write_guard_file(args.guard_out, shipped)
     return out
+
+
+def _int8_settings(args):
+    """OpenVINO int8's NNCF settings from ``--int8-float`` (None where it is not given: the defaults)."""
+    from segment.quantize_nncf import settings_from_groups
+
+    return settings_from_groups(getattr(args, "int8_float", None))
 
 
 def write_guard_file(path: str, records: list[dict]) -> None:

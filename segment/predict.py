@@ -113,7 +113,7 @@ class Predictor:
                  precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None,
                  calib_data: str | Path | None = None, compile: bool = False, channels_last: bool = True,
                  min_agreement: float = MIN_AGREEMENT, config=None, guard_file: str | Path | None = None,
-                 auto: AutoConfig | None = None) -> None:
+                 auto: AutoConfig | None = None, int8_settings=None) -> None:
         self.model = model.eval()
         self.config = config  # ModelConfig when known (checkpoint or preset): the benchmark's paper row
         self.classes = list(classes)
@@ -127,6 +127,7 @@ class Predictor:
         self.threads = resolve_threads(threads)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.calib_data = calib_data
+        self.int8_settings = int8_settings  # OpenVINO int8: segment.quantize_nncf.Int8Settings (None: its defaults)
         self.compile = compile
         self.channels_last = channels_last
         self.min_agreement = min_agreement
@@ -210,7 +211,8 @@ class Predictor:
     def build(self, spec: BackendSpec, size: tuple[int, int]) -> Backend:
         with WORK_LOCK:  # not beside a measurement, nor another export (segment.autoselect)
             return build_backend(self.model, mean=self.mean_unit, std=self.std_unit, size=size, spec=spec,
-                                 cache_dir=self.cache_dir, calib_data=self.calib_data)
+                                 cache_dir=self.cache_dir, calib_data=self.calib_data,
+                                 int8_settings=self.int8_settings)
 
     def backend_for(self, size: tuple[int, int]) -> Backend:
         """What serves ``size`` now (built, and for "auto" chosen or defaulted, on first use)."""
@@ -335,7 +337,8 @@ class Predictor:
             candidates += self._shipped_records
         # An int8 record holds for the int8 model this Predictor would build (quantizer, settings,
         # calibration set): another calibration is another model.
-        quantizer = int8_quantizer(spec.backend, self.calib_data) if spec.precision == "int8" else None
+        quantizer = (int8_quantizer(spec.backend, self.calib_data, int8_settings=self.int8_settings)
+                     if spec.precision == "int8" else None)
         applicable = [rec for rec in candidates
                       if rec.get("key", self.key) == self.key
                       and rec.get("backend", spec.backend) == spec.backend

@@ -61,6 +61,17 @@ class Int8Settings:
 DEFAULT_SETTINGS = Int8Settings()
 
 
+def settings_from_groups(text: str | None) -> Int8Settings | None:
+    """``--int8-float`` on the command line: comma-separated keys of SCOPES kept in float
+    (e.g. "stem,gate,classifiers"; "" for none); None (not given) stays None: the defaults."""
+    if text is None:
+        return None
+    groups = tuple(g.strip() for g in text.split(",") if g.strip())
+    settings = dataclasses.replace(DEFAULT_SETTINGS, ignored=groups)
+    settings.patterns()  # unknown names fail here, before any export
+    return settings
+
+
 def quantize_openvino(xml_path: str | Path, out_xml: str | Path, *, images: list[np.ndarray],
                       settings: Int8Settings = DEFAULT_SETTINGS) -> Path:
     """Write an int8 IR of the fp32 IR ``xml_path`` calibrated on ``images`` (H, W, 3 uint8 each).

@@ -241,6 +241,9 @@ def test_bench_table_and_errors(capsys, tmp_path):
     assert main(["bench", "--size", "tiny"]) == 2
     assert "--size" in capsys.readouterr().err
     assert main(["bench", "--preset", "nonexistent", "--size", "48x96"]) == 2
+    capsys.readouterr()
+    assert main(["bench", "--size", "48x96", "--int8-float", "stem,heads"]) == 2
+    assert "--int8-float" in capsys.readouterr().err
 
 
 def _cityscapes_checkpoint(path):

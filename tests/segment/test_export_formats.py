@@ -75,4 +75,12 @@ def test_export_errors_are_one_line(tmp_path, checkpoint, capsys):
     err = capsys.readouterr().err
     assert "nope" in err and "Traceback" not in err
     assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
+    capsys.readouterr()
+    # What NNCF keeps in float means nothing to ONNX Runtime's quantizer or to fp32.
+    assert main(["export", "--checkpoint", str(checkpoint), "--int8", "--int8-float", "stem",
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "--int8 --format openvino" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(checkpoint), "--int8", "--format", "openvino", "--int8-float", "gates",
+                 "--out", str(tmp_path / "x.xml")]) == 2
+    assert "unknown layer groups" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()

@@ -87,3 +87,35 @@ def test_cache_key_follows_calibration_set_and_settings(tiny, tmp_path):
             Int8Settings(fast_bias_correction=False).tag()}
     assert len(tags) == 4
     assert f"-{_calib_tag(None, 3)}-{Int8Settings().tag()}.ir" in str(synthetic)
+
+
+def test_int8_float_groups_from_the_command_line():
+    from segment.quantize_nncf import settings_from_groups
+
+    assert settings_from_groups(None) is None  # not given: the defaults, wherever they are resolved
+    assert settings_from_groups("") == Int8Settings(ignored=())
+    assert settings_from_groups(" stem, gate ") == Int8Settings(ignored=("stem", "gate"))
+    with pytest.raises(ValueError, match="unknown layer groups"):
+        settings_from_groups("stem,heads")
+
+
+def test_a_predictor_builds_and_names_the_int8_model_of_its_settings(tiny):
+    """Predictor(int8_settings=...) builds that variant (nothing kept in float here), and its
+    guard records' quantizer tag is that variant's, so a record of the default model does not apply."""
+    from segment.backends import int8_quantizer
+    from segment.predict import Predictor
+
+    p, cache = tiny
+    bare = Int8Settings(ignored=())
+    variant = Predictor(model=p.model, classes=p.classes, palette=p.palette, mean=p.mean_unit, std=p.std_unit,
+                        backend="openvino", precision="int8", threads=1, cache_dir=cache, int8_settings=bare)
+    backend = variant.build(BackendSpec(backend="openvino", precision="int8", threads=1), SIZE)
+    assert backend.precision == "int8"
+    xml = next(cache.rglob(f"graph-int8-nncf-*-{bare.tag()}.ir/model.xml"))
+    layers = fake_quantized_layers(xml)
+    # The gate and classifiers run int8 too; NNCF itself leaves the stem's conv on the image in float.
+    assert all(n.startswith("/stem/") for n in layers["float"])
+    assert {"scale", "high_classifier", "low_classifier"} <= {n.split("/")[2] for n in layers["quantized"]
+                                                               if n.startswith("/head/")}
+    assert int8_quantizer("openvino", None, int8_settings=bare) != int8_quantizer("openvino", None)
+    assert bare.tag() in int8_quantizer("openvino", None, int8_settings=bare)
