@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backends": ("segment.commands.backends", "what backend auto chose per model and size, when and why; "
                                               "--reselect measures again"),
     "bench": ("segment.commands.bench", "measure CPU latency of models, backends and precisions"),
+    "profile": ("segment.commands.profile", "OpenVINO's per-layer time by network part and layer kind, per precision"),
     "report": ("segment.commands.report", "Table 7 for your CPU: mIoU against CPU time, with a plot"),
     "synth": ("data.synth_cli", "write a synthetic Cityscapes-layout dataset"),
     "data": ("data.cli", "check a dataset's layout and files, or recompress it for faster loading"),

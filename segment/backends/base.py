@@ -26,6 +26,7 @@ class BackendSpec:
     threads: int | None = None  # None: all cores torch sees
     compile: bool = False  # torch only: torch.compile the graph
     channels_last: bool = True  # torch only: NHWC activations (oneDNN's fast path)
+    perf_count: bool = False  # openvino only: keep per-layer timings (segment.profile); costs a little speed
 
 
 class Backend:

@@ -103,7 +103,8 @@ class OpenVinoBackend(Backend):
         def compile_at(model, hint: str):
             return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint,
                                                      "INFERENCE_NUM_THREADS": self.threads,
-                                                     "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+                                                     "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                                                     "PERF_COUNT": spec.perf_count})
 
         self.first = self.first_request = None
         if first_path is None:
