@@ -58,7 +58,11 @@ def list_images(folder: str | Path, *, limit: int | None = None) -> list[Path]:
 
 
 def calibration_images(size: tuple[int, int], *, folder: str | Path | None = None, count: int = 16) -> list[np.ndarray]:
-    """``count`` RGB uint8 images at ``size`` (H, W): from ``folder`` if given, else synthetic."""
+    """``count`` RGB uint8 images at ``size`` (H, W): from ``folder`` if given, else synthetic.
+
+    A photo is fitted inside ``size`` with its own aspect ratio and padded, as ``segment
+    predict`` feeds it (``segment.sizes.fit_and_pad``): a 4:3 photo calibrating the 2:1 shape
+    is not stretched, so the int8 ranges are those of the inputs the model will see."""
     h, w = size
     if folder is None:
         try:  # the data package's procedural street scenes, when installed beside us
@@ -66,7 +70,15 @@ def calibration_images(size: tuple[int, int], *, folder: str | Path | None = Non
         except ImportError:
             return [synthetic_scene(h, w, seed=1000 + i) for i in range(count)]
         return [draw_scene(size=(h, w), seed=1000 + i)[0] for i in range(count)]
-    return [cv2.resize(read_image(p), (w, h), interpolation=cv2.INTER_LINEAR) for p in list_images(folder, limit=count)]
+    return [_fitted(read_image(p), (h, w)) for p in list_images(folder, limit=count)]
+
+
+def _fitted(photo: np.ndarray, run_hw: tuple[int, int]) -> np.ndarray:
+    from segment.normalization import IMAGENET_MEAN
+    from segment.sizes import RunPlan, fit_and_pad, fit_inside, pad_colour
+
+    plan = RunPlan(run_hw=run_hw, valid_hw=fit_inside(photo.shape[:2], run_hw))
+    return fit_and_pad(photo, plan, fill=pad_colour(IMAGENET_MEAN))
 
 
 class _Reader:

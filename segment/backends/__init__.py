@@ -69,7 +69,7 @@ def _calib_tag(calib_data: str | Path | None, count: int) -> str:
     from segment.quantize import list_images
 
     files = list_images(calib_data, limit=count)
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"fit-and-pad")  # how the photos are prepared (segment.quantize.calibration_images)
     for f in files:  # what the images are, not where they are: a replaced photo changes the key
         h.update(f.name.encode())
         h.update(hashlib.sha256(f.read_bytes()).digest())

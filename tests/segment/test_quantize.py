@@ -16,3 +16,18 @@ def test_folder_calibration_images_use_the_one_reader(tmp_path):
     images = calibration_images((20, 30), folder=tmp_path, count=2)
     assert np.array_equal(images[0], read_image(tmp_path / "a.png"))
     assert np.array_equal(images[1], rgba[..., :3])
+
+
+def test_calibration_photos_keep_their_aspect_ratio(tmp_path):
+    """A 4:3 photo calibrating a 2:1 shape is fitted and padded with the mean colour, as
+    'segment predict' feeds it, not stretched to 2:1."""
+    from segment.normalization import IMAGENET_MEAN
+    from segment.sizes import pad_colour
+
+    photo = np.zeros((30, 40, 3), np.uint8)
+    photo[:, :20] = 200  # left half bright: a stretch would move the edge to column 40 of 80
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    (image,) = calibration_images((40, 80), folder=tmp_path, count=1)
+    assert image.shape == (40, 80, 3)
+    assert (image[:, :25] == 200).all() and (image[:, 28:53] == 0).all()  # 30x40 fitted to 40x53
+    assert (image[:, 54:] == np.array(pad_colour(IMAGENET_MEAN), np.uint8)).all()
