@@ -33,13 +33,13 @@ from segment.backends import (Backend, BackendError, BackendSpec, available_back
                               graph_key, int8_quantizer, resolve_threads)
 from segment.backends.base import cpu_kind  # noqa: F401  (guard records name the bf16 hardware)
 from segment.backends.cache import default_cache_dir, write_json_atomic
+from segment.accuracy import MAX_MIOU_DROP, guard_passes
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
 from segment.postprocess import upsample_argmax
 from segment.sizes import SIZES, RunPlan, budget_of, buckets, fit_and_pad, pad_colour, plan_run
 
 MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
-MAX_MIOU_DROP = 0.5  # mIoU points; int8 is offered only with a guard record under this, any precision fails above it
-MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the int8 rule: offered only below this mIoU drop
+MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the int8 rule: offered only below this mIoU drop (segment.accuracy.guard_passes)
 HISTORY_KEPT = 20  # events (measurements, switches) kept in a size's auto file
 
 log = logging.getLogger("segment.predict")
@@ -482,8 +482,9 @@ class Predictor:
         return BackendSpec(backend="openvino", precision="fp32", threads=self.threads)
 
     def _record_passes(self, rec: dict | None) -> bool:
-        return (rec is not None and "agreement" in rec and rec["agreement"] >= self.min_agreement
-                and rec.get("miou_drop", 0.0) < MAX_MIOU_DROP)
+        return (rec is not None and "agreement" in rec
+                and guard_passes(precision=rec.get("precision", ""), agreement=rec["agreement"],
+                                 miou_drop=rec.get("miou_drop"), min_agreement=self.min_agreement))
 
     def _select_pending(self, size: tuple[int, int]) -> None:
         """``start="after_first"``: the budget's first request ran on the default; select before this one."""
@@ -610,7 +611,7 @@ class Predictor:
                 # alone took 19 s at 1024x2048).
                 row["guard"] = (f"{rec['images']} images of {rec['dataset']} {rec['split']}: agreement "
                                 f"{rec['agreement']:.4f}, mIoU drop {rec['miou_drop']:+.2f}")
-                if rec["agreement"] < self.min_agreement or rec["miou_drop"] >= MAX_MIOU_DROP:
+                if not self._record_passes(rec):
                     row["skipped"] = f"labelled-set guard: {row['guard']}"
                     continue
             if spec.precision == "int8" and (rec is None or rec.get("miou_drop", 1e9) >= MAX_MIOU_DROP):

@@ -71,14 +71,10 @@ def passes_guard(row: dict, min_agreement: float) -> bool:
     The labelled set's agreement (``--guard-data``), when measured, outranks the
     one benchmark image's, as it does for ``backend="auto"``.
     """
-    agreement = row.get("guard_agreement", row.get("agreement"))
-    if agreement is not None and agreement < min_agreement:
-        return False
-    if row.get("miou_drop") is not None and row["miou_drop"] >= 0.5:
-        return False
-    if row.get("precision") == "int8" and row.get("miou_drop") is None:
-        return False
-    return True
+    from segment.accuracy import guard_passes
+
+    return guard_passes(precision=row.get("precision", ""), agreement=row.get("guard_agreement", row.get("agreement")),
+                        miou_drop=row.get("miou_drop"), min_agreement=min_agreement)
 
 
 def summarize(rows: list[dict], *, threads: int, min_agreement: float = 0.995) -> dict[str, dict]:

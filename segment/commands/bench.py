@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: synthetic scenes)")
     parser.add_argument("--int8-float", metavar="GROUPS",
                         help="OpenVINO int8 (NNCF): layer groups kept in float, comma-separated, from stem, block0, gate, "
-                             "classifiers ('' for none; default stem,gate,classifiers)")
+                             "classifiers ('' for none; default stem,block0,gate,classifiers)")
     parser.add_argument("--guard-data", help="labelled set for the mIoU guard (root of a dataset)")
     parser.add_argument("--guard-dataset", default="cityscapes", help="its kind: cityscapes, camvid, folder, synthetic")
     parser.add_argument("--guard-split", default="val")

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-count", type=int, default=16, help="calibration images (default 16)")
     parser.add_argument("--int8-float", metavar="GROUPS",
                         help="OpenVINO int8 (NNCF): layer groups kept in float, comma-separated, from stem, block0, gate, "
-                             "classifiers ('' for none; default stem,gate,classifiers)")
+                             "classifiers ('' for none; default stem,block0,gate,classifiers)")
 
 
 def run(args: argparse.Namespace) -> int:

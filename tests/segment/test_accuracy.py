@@ -57,3 +57,17 @@ def test_trainer_scores_with_the_same_definition():
     cm.update(torch.from_numpy(pred), torch.from_numpy(target))
     s = cm.summary(classes=list("abcdef"), eval_ids=[0, 2, 4])
     assert s["miou"] == mean_iou(confusion(pred, target, 6), [0, 2, 4])
+
+
+def test_the_guard_judges_float_precisions_by_agreement_and_int8_by_miou():
+    from segment.accuracy import MAX_MIOU_DROP, guard_passes
+
+    assert MAX_MIOU_DROP == 0.5
+    verdict = lambda precision, agreement, drop: guard_passes(  # noqa: E731
+        precision=precision, agreement=agreement, miou_drop=drop, min_agreement=0.995)
+    assert verdict("bf16", 0.998, 0.05) and verdict("mixed", 0.998, None)
+    assert not verdict("bf16", 0.993, -0.04)  # rounding should not move 0.7% of the labels
+    assert not verdict("fp32", 0.999, 0.5)  # nor lose half a point
+    assert verdict("int8", 0.993, -0.04) and verdict("int8", 0.989, 0.37)
+    assert not verdict("int8", 0.999, 0.6)
+    assert not verdict("int8", 0.999, None)  # int8 needs a labelled-set measurement

@@ -308,9 +308,11 @@ def test_guard_miou_is_segment_evals_miou(tmp_path):
     assert "root" not in shipped[0]  # a local folder means nothing where the file is shipped
 
 
-@pytest.mark.parametrize("drop,made_so,considered", [(0.6, True, False), (0.1, True, True), (0.1, False, False)])
+@pytest.mark.parametrize("drop,made_so,considered,agreement", [
+    (0.6, True, False, 0.999), (0.1, True, True, 0.999), (0.1, False, False, 0.999),
+    (0.1, True, True, 0.99)])  # int8 is judged by its mIoU: 99% agreement does not rule it out
 def test_auto_considers_int8_exactly_when_its_record_is_under_half_a_point(tmp_path, monkeypatch, drop, made_so,
-                                                                          considered):
+                                                                          considered, agreement):
     from segment import predict
     from segment.backends import BackendSpec, int8_quantizer
     from segment.predict import MAX_INT8_MIOU_DROP, Predictor, cpu_kind, engine_version, save_guard_record
@@ -329,7 +331,7 @@ def test_auto_considers_int8_exactly_when_its_record_is_under_half_a_point(tmp_p
     save_guard_record(tmp_path / "cache", pred.key, (64, 128), "onnxruntime", "int8", {
         "key": pred.key, "backend": "onnxruntime", "precision": "int8", "size": [64, 128],
         "engine": engine_version("onnxruntime"), "cpu": cpu_kind(), "dataset": "synthetic", "split": "val",
-        "images": 2, "agreement": 0.999, "miou_drop": drop,
+        "images": 2, "agreement": agreement, "miou_drop": drop,
         "quantizer": int8_quantizer("onnxruntime", None if made_so else other)})
     pred.predict(np.full((64, 128, 3), 100, np.uint8), size=(64, 128))
     int8 = next(c for c in pred.selections[(64, 128)].candidates if c["precision"] == "int8")
