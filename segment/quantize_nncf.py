@@ -15,6 +15,7 @@ Calibration images are real photos when the user passes a folder
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -90,14 +91,15 @@ def quantize_openvino(xml_path: str | Path, out_xml: str | Path, *, images: list
 
     model = ov.Core().read_model(str(xml_path))
     dataset = nncf.Dataset([img[None] for img in images])  # the graph's input: (1, H, W, 3) uint8
-    quantized = nncf.quantize(
-        model, dataset,
-        preset=nncf.QuantizationPreset(settings.preset),
-        target_device=nncf.TargetDevice.CPU,
-        subset_size=len(images),
-        fast_bias_correction=settings.fast_bias_correction,
-        ignored_scope=nncf.IgnoredScope(patterns=settings.patterns(), validate=False),
-    )
+    with _output_to_stderr():
+        quantized = nncf.quantize(
+            model, dataset,
+            preset=nncf.QuantizationPreset(settings.preset),
+            target_device=nncf.TargetDevice.CPU,
+            subset_size=len(images),
+            fast_bias_correction=settings.fast_bias_correction,
+            ignored_scope=nncf.IgnoredScope(patterns=settings.patterns(), validate=False),
+        )
     out_xml = Path(out_xml)
 
     def write(tmp_dir: Path) -> None:
@@ -106,6 +108,25 @@ def quantize_openvino(xml_path: str | Path, out_xml: str | Path, *, images: list
 
     folder = write_path_atomic(out_xml.parent / (out_xml.stem + ".ir"), write)
     return folder / "model.xml"
+
+
+@contextlib.contextmanager
+def _output_to_stderr():
+    """NNCF logs and draws its progress bars on stdout, where ``segment bench --json`` and
+    ``segment export`` print their results: send both to stderr while it runs."""
+    import logging
+    import sys
+
+    from nncf.common.logging import nncf_logger
+
+    handlers = [h for h in nncf_logger.handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.setStream(sys.stderr) for h in handlers]
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in zip(handlers, streams):
+            handler.setStream(stream)
 
 
 def fake_quantized_layers(xml_path: str | Path) -> dict[str, list[str]]:

@@ -119,3 +119,12 @@ def test_a_predictor_builds_and_names_the_int8_model_of_its_settings(tiny):
                                                                if n.startswith("/head/")}
     assert int8_quantizer("openvino", None, int8_settings=bare) != int8_quantizer("openvino", None)
     assert bare.tag() in int8_quantizer("openvino", None, int8_settings=bare)
+
+
+def test_quantizing_writes_nothing_on_stdout(tiny, capfd):
+    """NNCF's log and progress bars go to stderr: stdout carries the commands' results
+    (``segment bench --json``) alone."""
+    capfd.readouterr()
+    _int8(tiny, calib_count=2)
+    out, err = capfd.readouterr()
+    assert out == "" and "nncf" in err.lower()
