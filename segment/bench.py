@@ -327,6 +327,7 @@ def collect(args) -> list[dict]:
     from segment.normalization import IMAGENET_MEAN
     from segment.sizes import fit_and_pad, pad_colour, parse_size, size_name
 
+    int8_settings = _int8_settings(args)
     sizes = [parse_size(s, native=False, minimum=32,
                         error=f"--size {s!r}: use half, full or HxW of at least 32x32 (e.g. 256x512)")
              for s in (args.size or ["half", "full"])]
@@ -361,7 +362,7 @@ def collect(args) -> list[dict]:
                 for spec in _specs(args, threads):
                     predictor = factory(backend=spec.backend, precision=spec.precision, threads=threads,
                                         cache_dir=args.cache_dir, calib_data=args.calib_data, compile=spec.compile,
-                                        int8_settings=_int8_settings(args))
+                                        int8_settings=int8_settings)
                     predictor.model = ref_pred.model  # one set of weights for every line of this model
                     try:
                         backend = predictor.backend_for(run_hw)
@@ -463,6 +464,7 @@ def guard_miou(args, subjects, sizes) -> dict:
     from segment.predict import cpu_kind, engine_version, save_guard_record
     from segment.sizes import SIZES, plan_run, size_name
 
+    int8_settings = _int8_settings(args)
     dataset = build_dataset(name=args.guard_dataset, root=args.guard_data, split=args.guard_split)
     count = min(args.guard_limit, len(dataset))
     picks = np.linspace(0, len(dataset) - 1, count).round().astype(int) if count else []
@@ -482,7 +484,7 @@ def guard_miou(args, subjects, sizes) -> dict:
             ref_conf = sum(confusion(r, lab, n) for r, (_, lab) in zip(ref_labels, samples))
             for spec in _specs(args, None):
                 pred = factory(backend=spec.backend, precision=spec.precision, cache_dir=args.cache_dir,
-                               calib_data=args.calib_data, int8_settings=_int8_settings(args))
+                               calib_data=args.calib_data, int8_settings=int8_settings)
                 pred.model = ref.model
                 labels = [pred.predict(img, size=size).labels for img, _ in samples]
                 conf = sum(confusion(lab_pred, lab, n) for lab_pred, (_, lab) in zip(labels, samples))
@@ -501,8 +503,7 @@ def guard_miou(args, subjects, sizes) -> dict:
                           "measured_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
                 record["miou_drop"] = round(record["miou_ref"] - record["miou"], 3)
                 if spec.precision == "int8":  # which int8 model: it stands for no other quantization
-                    record["quantizer"] = int8_quantizer(spec.backend, args.calib_data,
-                                                         int8_settings=_int8_settings(args))
+                    record["quantizer"] = int8_quantizer(spec.backend, args.calib_data, int8_settings=int8_settings)
                 save_guard_record(pred.cache_dir, pred.key, run_hw, spec.backend, spec.precision, record)
                 shipped.append(record)
                 out[(name, backend.name, backend.precision, size_name(size))] = record

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 
 from segment.autoselect import WORK_LOCK, AutoConfig, LiveMonitor, Measurement, measure_interleaved, utc_now
+from segment.accuracy import MAX_MIOU_DROP, guard_passes
 from segment.backends import (Backend, BackendError, BackendSpec, available_backends, build_backend, candidate_specs,
                               graph_key, int8_quantizer, resolve_threads)
 from segment.backends.base import cpu_kind  # noqa: F401  (guard records name the bf16 hardware)
 from segment.backends.cache import default_cache_dir, write_json_atomic
-from segment.accuracy import MAX_MIOU_DROP, guard_passes
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
 from segment.postprocess import upsample_argmax
 from segment.sizes import SIZES, RunPlan, budget_of, buckets, fit_and_pad, pad_colour, plan_run

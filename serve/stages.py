@@ -14,8 +14,8 @@ from collections.abc import Callable
 PREDICTION_STAGES = {"resize": "resize", "model": "model", "upsample_argmax": "upsample+argmax",
                      "restore": "back to photo size", "other": "backend lookup"}
 # The handler's laps as the page names them, in request order.
-REQUEST_STAGES = {"read": "reading the photo", "build": "building the backend", "wait": "waiting for the model", "prediction": "prediction",
-                  "colours": "colours and legend", "encode_overlay": "overlay JPEG",
+REQUEST_STAGES = {"read": "reading the photo", "build": "building the backend", "wait": "waiting for the model",
+                  "prediction": "prediction", "colours": "colours and legend", "encode_overlay": "overlay JPEG",
                   "encode_color": "colour map PNG", "encode_labels": "label PNG", "write": "writing files",
                   "summary": "summary"}
 

@@ -7,6 +7,7 @@ import argparse
 import json
 
 from segment.bench import collect, format_table
+from segment.commands.options import add_int8_float_argument, int8_settings_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--torch-compile", action="store_true", help="also measure torch fp32 under torch.compile")
     parser.add_argument("--cache-dir", help="where exported models are cached (default ~/.cache/mnv3-lraspp)")
     parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: synthetic scenes)")
-    parser.add_argument("--int8-float", metavar="GROUPS",
-                        help="OpenVINO int8 (NNCF): layer groups kept in float, comma-separated, from stem, block0, gate, "
-                             "classifiers ('' for none; default stem,block0,gate,classifiers)")
+    add_int8_float_argument(parser)
     parser.add_argument("--guard-data", help="labelled set for the mIoU guard (root of a dataset)")
     parser.add_argument("--guard-dataset", default="cityscapes", help="its kind: cityscapes, camvid, folder, synthetic")
     parser.add_argument("--guard-split", default="val")
@@ -56,12 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--runs must be >= 1 and --warmup >= 0")
     if any(t < 1 for t in args.threads):
         raise UserError("--threads must be >= 1")
-    from segment.quantize_nncf import settings_from_groups
-
-    try:
-        settings_from_groups(args.int8_float)
-    except ValueError as exc:
-        raise UserError(f"--int8-float: {exc}") from None
+    int8_settings_arg(args)  # a bad group fails here, before anything is built
     rows = collect(args)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
     return 0

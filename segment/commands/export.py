@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from segment.commands.options import add_int8_float_argument, int8_settings_arg
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint to export (default: the bundled demo model)")
@@ -23,9 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="static int8 quantization (QDQ), calibrated on --calib-data")
     parser.add_argument("--calib-data", help="folder of dataset images for int8 calibration (default: synthetic scenes)")
     parser.add_argument("--calib-count", type=int, default=16, help="calibration images (default 16)")
-    parser.add_argument("--int8-float", metavar="GROUPS",
-                        help="OpenVINO int8 (NNCF): layer groups kept in float, comma-separated, from stem, block0, gate, "
-                             "classifiers ('' for none; default stem,block0,gate,classifiers)")
+    add_int8_float_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,15 +64,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from segment.backends import export_artifact
-    from segment.quantize_nncf import settings_from_groups
-
     if args.int8_float is not None and not (args.int8 and args.format == "openvino"):
         raise UserError("--int8-float chooses what OpenVINO int8 (NNCF) keeps in float: "
                         "use it with --int8 --format openvino")
-    try:
-        settings = settings_from_groups(args.int8_float)
-    except ValueError as exc:
-        raise UserError(f"--int8-float: {exc}") from None
+    settings = int8_settings_arg(args)
 
     out = export_artifact(model=model, mean=mean, std=std, size=size, fmt=args.format,
                           precision="int8" if args.int8 else "fp32", calib_data=args.calib_data,

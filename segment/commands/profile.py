@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from segment.commands.options import add_model_arguments
+from segment.commands.options import add_int8_float_argument, add_model_arguments, int8_settings_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=5, help="profiled runs; each layer's median is kept (default 5)")
     parser.add_argument("--image", help="RGB photo to run (default: a synthetic street scene)")
     parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: synthetic scenes)")
-    parser.add_argument("--int8-float", metavar="GROUPS",
-                        help="int8: layer groups kept in float (stem, block0, gate, classifiers; '' for none)")
+    add_int8_float_argument(parser)
     parser.add_argument("--cache-dir", help="where exported models are cached (default ~/.cache/mnv3-lraspp)")
     parser.add_argument("--json", action="store_true", help="print every layer as JSON instead of the tables")
 
@@ -32,16 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from segment.errors import UserError
     from segment.predict import Predictor
     from segment.profile import profile_layers, summarize
-    from segment.quantize_nncf import settings_from_groups
     from segment.sizes import parse_size
 
     if args.runs < 1 or args.threads < 1:
         raise UserError("--runs and --threads must be >= 1")
     size = parse_size(args.size, native=False, minimum=32, error=f"--size {args.size!r}: use half, full or HxW")
-    try:
-        settings = settings_from_groups(args.int8_float)
-    except ValueError as exc:
-        raise UserError(f"--int8-float: {exc}") from None
+    settings = int8_settings_arg(args)
     predictor = Predictor.from_checkpoint(resolve_checkpoint(args.checkpoint, args.model), cache_dir=args.cache_dir,
                                           calib_data=args.calib_data, int8_settings=settings)
     image, plan = bench_input(size, args.image)
