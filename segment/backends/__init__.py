@@ -48,7 +48,7 @@ def available_backends() -> list[str]:
 
 def candidate_specs(*, threads: int | None = None) -> list[BackendSpec]:
     """Every backend x precision this machine can run (int8 included; the guard decides on it)."""
-    from segment.backends.torch_backend import cpu_has_bf16
+    from segment.backends.base import cpu_has_bf16
 
     specs = []
     for backend in available_backends():

@@ -44,12 +44,30 @@ class Backend:
 
 @functools.lru_cache(maxsize=None)
 def cpu_kind() -> str:
-    """Which bf16 hardware this CPU has ("amx_bf16", "avx512_bf16", "no_bf16"): bf16 rounding differs between them."""
+    """This CPU's bf16 and int8 hardware (``kind_of_cpu``), read from /proc/cpuinfo."""
     try:
         flags = set(open("/proc/cpuinfo").read().split())
     except OSError:
         return "no_bf16"
-    return "amx_bf16" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "no_bf16"
+    return kind_of_cpu(flags)
+
+
+def kind_of_cpu(flags: set[str]) -> str:
+    """"amx_bf16", "avx512_bf16" (both with VNNI), "vnni_no_bf16" (int8 dot products, no bf16:
+    e.g. Ice Lake) or "no_bf16" (e.g. Zen 3, Skylake), from the CPU's flags.
+
+    Guard records apply per kind: bf16 rounding differs between the bf16 kinds, and without
+    VNNI oneDNN's int8 convolutions add u8 x s8 pairs in saturating 16 bits, so int8 labels
+    can differ from a VNNI CPU's."""
+    if "amx_bf16" in flags:
+        return "amx_bf16"
+    if "avx512_bf16" in flags:
+        return "avx512_bf16"
+    return "vnni_no_bf16" if flags & {"avx512_vnni", "avx_vnni"} else "no_bf16"
+
+
+def cpu_has_bf16() -> bool:
+    return cpu_kind() in ("amx_bf16", "avx512_bf16")
 
 
 def resolve_threads(threads: int | None) -> int:

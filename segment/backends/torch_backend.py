@@ -7,12 +7,8 @@ import copy
 import numpy as np
 import torch
 
-from segment.backends.base import Backend, BackendError, BackendSpec, cpu_kind, resolve_threads
+from segment.backends.base import Backend, BackendError, BackendSpec, cpu_has_bf16, resolve_threads
 from segment.backends.graph import FP32_MODULES, InferenceGraph
-
-
-def cpu_has_bf16() -> bool:
-    return cpu_kind() != "no_bf16"
 
 
 def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:

@@ -75,3 +75,16 @@ def test_unknown_or_impossible_choices_are_user_errors(predictor):
     for spec in (BackendSpec("tensorrt", "fp32"), BackendSpec("torch", "int8"), BackendSpec("torch", "fp64")):
         with pytest.raises(BackendError):
             build_backend(predictor.model, mean=predictor.mean_unit, std=predictor.std_unit, size=SIZE, spec=spec)
+
+
+@pytest.mark.parametrize("flags, kind", [
+    ({"avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}, "amx_bf16"),  # Sapphire Rapids
+    ({"avx512f", "avx512_vnni", "avx512_bf16"}, "avx512_bf16"),  # Zen 4/5, Cooper Lake
+    ({"avx512f", "avx512_vnni"}, "vnni_no_bf16"),  # Ice Lake
+    ({"avx2", "avx_vnni"}, "vnni_no_bf16"),  # Alder Lake
+    ({"avx2", "fma"}, "no_bf16"),  # Zen 3, Haswell
+])
+def test_cpu_kind_separates_bf16_and_int8_hardware(flags, kind):
+    from segment.backends.base import kind_of_cpu
+
+    assert kind_of_cpu(flags | {"sse4_2"}) == kind

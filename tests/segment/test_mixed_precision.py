@@ -8,7 +8,8 @@ import torch
 
 from segment.backends import BackendSpec, build_backend
 from segment.backends.graph import FP32_MODULES, InferenceGraph
-from segment.backends.torch_backend import cpu_has_bf16, keep_fp32
+from segment.backends.base import cpu_has_bf16
+from segment.backends.torch_backend import keep_fp32
 from segment.predict import Predictor
 from segment.quantize import calibration_images
 

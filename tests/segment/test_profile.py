@@ -29,11 +29,11 @@ def test_profile_command_compares_precisions_part_by_part(capsys, tmp_path):
     pytest.importorskip("openvino")
     from segment.cli import main
 
-    assert main(["profile", "--model", "small", "--size", "64x128", "--precision", "fp32", "--precision", "bf16",
+    assert main(["profile", "--model", "small", "--size", "64x128", "--precision", "fp32", "--precision", "int8",
                  "--runs", "1", "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("part"))
-    assert header.split() == ["part", "fp32", "bf16"]
+    assert header.split() == ["part", "fp32", "int8"]
     rows = {" ".join(line.split()[:2]) if line.startswith("block") else line.split()[0]: line
             for line in out.splitlines() if line.strip()}
     assert {"stem", "block 0", "head", "total"} <= set(rows)
