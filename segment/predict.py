@@ -32,7 +32,7 @@ from segment.autoselect import WORK_LOCK, AutoConfig, LiveMonitor, Measurement, 
 from segment.accuracy import MAX_MIOU_DROP, guard_passes
 from segment.backends import (Backend, BackendError, BackendSpec, available_backends, build_backend, candidate_specs,
                               graph_key, int8_quantizer, resolve_threads)
-from segment.backends.base import cpu_kind  # noqa: F401  (guard records name the bf16 hardware)
+from segment.backends.base import cpu_kind  # noqa: F401  (guard records name the CPU kind)
 from segment.backends.cache import default_cache_dir, write_json_atomic
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
 from segment.postprocess import upsample_argmax
@@ -314,7 +314,7 @@ class Predictor:
         Written by ``segment bench --guard-data`` into the cache, or shipped beside a
         checkpoint as ``<checkpoint>.guard.json`` (``segment bench --guard-out``). A
         record applies only to these weights, the same engine version and the same
-        kind of bf16 hardware: bf16 rounding differs between engines and CPUs.
+        kind of CPU (``cpu_kind``): bf16 rounding and int8 arithmetic differ between them.
         A record measured at another bucket of the same pixel budget applies where
         none was measured at this shape.
         """

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guard-limit", type=int, default=20, help="images of the labelled set to use (default 20)")
     parser.add_argument("--guard-out", help="also write the guard records to this JSON file; ship it beside the "
                                             "checkpoint as <checkpoint>.guard.json and 'auto' uses it on other machines "
-                                            "with the same engine versions and bf16 hardware")
+                                            "with the same engine versions and CPU kind")
     parser.add_argument("--image", help="RGB image to time and check agreement on, resized for each size as "
                                         "'segment predict' would (default: a synthetic street scene)")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
