@@ -9,13 +9,19 @@ colours, encodes, writes), as a line of the page's timing text and as
   with the page's own clock, click -> the new overlay loaded and decoded; the
   browser's resource timings split that into sending the request, the server's
   work plus Gradio's queue and event stream, and fetching the overlay.
-- ``api_calls``: ``gradio_client`` round trips (upload, predict, download).
+- ``api_calls``: API round trips (upload, predict, download the files), either
+  through ``gradio_client`` or as plain HTTP requests to Gradio's REST API
+  (``/upload``, ``/call/<api>`` and its event stream, the files), each with the
+  client's own CPU time. On a 2-core machine that shares the cores with the
+  server, the client's CPU is taken from the model: ``gradio_client`` spent
+  about 400 ms of CPU per call there, plain HTTP about 7 ms (docs/demo.md).
 
 ``segment demo-timing`` prints both as tables (medians).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
@@ -76,12 +82,17 @@ class ClickTiming:
     resources: list[dict] = field(default_factory=list)  # every fetch after the click: name, start, end (ms)
 
 
+API_CLIENTS = ("http", "gradio_client")
+
+
 @dataclass
 class ApiTiming:
     round_trip_ms: float
     server_ms: float
     prediction_ms: float
     server_stages: dict = field(default_factory=dict)
+    client: str = "gradio_client"  # one of API_CLIENTS
+    client_cpu_ms: float | None = None  # the client's own CPU time in the call (all its threads)
 
 
 def _first(resources: list[dict], needle: str) -> dict | None:
@@ -140,22 +151,78 @@ def browser_clicks(url: str, photo: Path, *, resolution: str = "half", clicks: i
     return timings
 
 
-def api_calls(url: str, photo: Path, *, resolution: str = "half", calls: int = 10) -> list[ApiTiming]:
-    """``calls`` gradio_client round trips (after one untimed call): upload, predict, download the outputs."""
+def api_calls(url: str, photo: Path, *, resolution: str = "half", calls: int = 10,
+              client: str = "gradio_client") -> list[ApiTiming]:
+    """``calls`` API round trips (after one untimed call): upload, predict, download the outputs,
+    through ``client`` ("gradio_client" or "http": Gradio's REST API with plain requests)."""
+    if client not in API_CLIENTS:
+        raise ValueError(f"client must be one of {', '.join(API_CLIENTS)}, not {client!r}")
+    call, close = _gradio_client_call(url) if client == "gradio_client" else _http_call(url)
+    timings = []
+    try:
+        for i in range(calls + 1):
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            details = call(photo, resolution)
+            ms, cpu_ms = (time.perf_counter() - t0) * 1e3, (time.process_time() - cpu0) * 1e3
+            if i:
+                stages = details.get("server_ms", {})
+                timings.append(ApiTiming(round_trip_ms=ms, server_ms=stages.get("total", float("nan")),
+                                         prediction_ms=details["total_ms"], server_stages=stages,
+                                         client=client, client_cpu_ms=cpu_ms))
+    finally:
+        close()
+    return timings
+
+
+def _gradio_client_call(url: str):
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
-    timings = []
-    for i in range(calls + 1):
-        t0 = time.perf_counter()
-        details = client.predict(handle_file(str(photo)), resolution, api_name=f"/{API_NAME}")[6]
-        ms = (time.perf_counter() - t0) * 1e3
-        if i:
-            stages = details.get("server_ms", {})
-            timings.append(ApiTiming(round_trip_ms=ms, server_ms=stages.get("total", float("nan")),
-                                     prediction_ms=details["total_ms"], server_stages=stages))
-    client.close()
-    return timings
+    gc = Client(url, verbose=False)
+
+    def call(photo: Path, resolution: str) -> dict:
+        return gc.predict(handle_file(str(photo)), resolution, api_name=f"/{API_NAME}")[6]
+
+    return call, gc.close
+
+
+def _http_call(url: str):
+    """Gradio's REST API as curl would use it: upload the photo, start the call with every input
+    (the API's own defaults after the first two), read the event stream, fetch each file output."""
+    import httpx
+
+    base = url.rstrip("/") + "/gradio_api"
+    http = httpx.Client(timeout=120)
+    params = http.get(f"{base}/info").raise_for_status().json()["named_endpoints"][f"/{API_NAME}"]["parameters"]
+    defaults = [p.get("parameter_default") for p in params[2:]]
+
+    def call(photo: Path, resolution: str) -> dict:
+        with open(photo, "rb") as f:
+            path = http.post(f"{base}/upload", files={"files": (photo.name, f)}).raise_for_status().json()[0]
+        image = {"path": path, "orig_name": photo.name, "meta": {"_type": "gradio.FileData"}}
+        event_id = http.post(f"{base}/call/{API_NAME}", json={"data": [image, resolution, *defaults]}
+                             ).raise_for_status().json()["event_id"]
+        outputs = _stream_result(http, f"{base}/call/{API_NAME}/{event_id}")
+        for file_url in dict.fromkeys(o["url"] for o in outputs if isinstance(o, dict) and o.get("url")):
+            http.get(file_url).raise_for_status()
+        return outputs[6]
+
+    return call, http.close
+
+
+def _stream_result(http, url: str) -> list:
+    """The outputs of a ``/call`` event stream's "complete" event; its "error" event raises."""
+    event = None
+    with http.stream("GET", url) as response:
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line.partition(":")[2].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                data = json.loads(line.partition(":")[2])
+                if event == "error":
+                    reason = data.get("error") if isinstance(data, dict) else data
+                    raise RuntimeError(f"the demo answered the API call with an error: {reason}")
+                return data
+    raise RuntimeError(f"the demo's event stream {url} ended without a result")
 
 
 def _median(values) -> float | None:
@@ -191,17 +258,20 @@ def click_table(timings: list[ClickTiming]) -> str:
 
 
 def api_table(timings: list[ApiTiming]) -> str:
+    """Medians of one client's API calls, the server's stages among them."""
     stages: dict[str, list[float]] = {}
     for t in timings:
         for key, value in t.server_stages.items():
             if isinstance(value, (int, float)) and key != "total":
                 stages.setdefault(key, []).append(value)
-    rows = [("round trip (gradio_client: upload, predict, download)", _median([t.round_trip_ms for t in timings])),
+    client = timings[0].client if timings else "gradio_client"
+    rows = [(f"round trip ({client}: upload, predict, download)", _median([t.round_trip_ms for t in timings])),
+            ("  the client's own CPU time", _median([t.client_cpu_ms for t in timings])),
             ("server's own work", _median([t.server_ms for t in timings]))]
     rows += [(f"  {key}", _median(values)) for key, values in stages.items()]
     rows.append(("round trip minus the server's work (client, transfer, Gradio)",
                  _median([t.round_trip_ms - t.server_ms for t in timings])))
-    lines = [f"| API, {len(timings)} calls (medians) | ms |", "|---|---|"]
+    lines = [f"| API through {client}, {len(timings)} calls (medians) | ms |", "|---|---|"]
     lines += [f"| {name} | {_fmt(v)} |" for name, v in rows]
     return "\n".join(lines)
 

@@ -19,7 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="photo to segment (default: the page's first example photo)")
     parser.add_argument("--resolution", choices=("half", "full"), default="half")
     parser.add_argument("--clicks", type=int, default=10, help="timed clicks in the browser (default: 10; 0 skips)")
-    parser.add_argument("--api-calls", type=int, default=10, help="timed gradio_client calls (default: 10; 0 skips)")
+    parser.add_argument("--api-calls", type=int, default=10, help="timed API calls per client (default: 10; 0 skips)")
+    parser.add_argument("--api-client", choices=("http", "gradio_client", "both"), default="both",
+                        help="how the API is called: plain HTTP requests to Gradio's REST API, gradio_client, "
+                             "or both, one after the other (default: both; each shows its own CPU time, which "
+                             "a client on the server's cores takes from the model)")
     parser.add_argument("--browser", default=None,
                         help="Chromium executable (default: Playwright's own; e.g. /usr/bin/chromium)")
     parser.add_argument("--json", type=Path, default=None, help="also write every timing to this JSON file")
@@ -28,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from segment.errors import UserError
     from serve.app import list_examples
-    from serve.latency import api_calls, api_table, as_json, browser_clicks, click_table
+    from serve.latency import API_CLIENTS, api_calls, api_table, as_json, browser_clicks, click_table
 
     photo = args.photo or next(iter(list_examples()), None)
     if photo is None or not Path(photo).is_file():
@@ -39,16 +43,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         clicks = browser_clicks(args.url, Path(photo), resolution=args.resolution, clicks=args.clicks,
                                 browser_path=args.browser) if args.clicks else []
-        calls = api_calls(args.url, Path(photo), resolution=args.resolution, calls=args.api_calls) \
-            if args.api_calls else []
+        clients = API_CLIENTS if args.api_client == "both" else (args.api_client,)
+        per_client = [api_calls(args.url, Path(photo), resolution=args.resolution, calls=args.api_calls,
+                                client=client) for client in clients] if args.api_calls else []
     except RuntimeError as exc:
         raise UserError(str(exc)) from None
     if clicks:
         print(click_table(clicks), flush=True)
-    if calls:
+    for calls in per_client:
         print(api_table(calls), flush=True)
     if args.json:
         from segment.atomic import write_bytes
 
+        calls = [t for timings in per_client for t in timings]
         write_bytes(args.json, json.dumps(as_json(clicks, calls), indent=1).encode())
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from serve.latency import ApiTiming, api_calls, api_table, browser_clicks, click_table, parse_click
+from serve.latency import API_CLIENTS, ApiTiming, api_calls, api_table, browser_clicks, click_table, parse_click
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -31,6 +31,8 @@ def test_api_table_lists_the_server_stages():
                        server_stages={"read": 1.0, "prediction": 30.0, "prediction_stages": {}, "total": 40.0})]
     table = api_table(calls)
     assert "|   read | 1.0 |" in table and "| round trip minus the server's work (client, transfer, Gradio) | 260.0 |" in table
+    assert "| API through gradio_client, 1 calls (medians) | ms |" in table
+    assert "|   the client's own CPU time | - |" in table  # not measured: shown as missing, not as 0
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
@@ -43,8 +45,19 @@ def test_timings_against_a_live_demo(demo_server, street_jpeg):
         assert None not in (c.request_sent_ms, c.overlay_fetch_start_ms, c.overlay_fetch_end_ms, c.server_ms,
                             c.prediction_ms)
         assert 0 <= c.request_sent_ms < c.overlay_fetch_start_ms <= c.overlay_fetch_end_ms <= c.page_ms
-    calls = api_calls(demo_server.url, street_jpeg, calls=2)
-    assert len(calls) == 2 and all(c.round_trip_ms > c.server_ms > 0 for c in calls)
+
+
+@pytest.mark.parametrize("client", API_CLIENTS)
+def test_api_calls_through_each_client(demo_server, street_jpeg, client):
+    calls = api_calls(demo_server.url, street_jpeg, calls=2, client=client)
+    assert len(calls) == 2
+    assert all(c.client == client and c.round_trip_ms > c.server_ms > 0 and c.client_cpu_ms > 0 for c in calls)
+    assert all(c.server_stages["prediction"] > 0 for c in calls)
+
+
+def test_an_api_error_is_reported_not_timed(demo_server, street_jpeg):
+    with pytest.raises(RuntimeError, match="with an error: .*'quarter'"):
+        api_calls(demo_server.url, street_jpeg, resolution="quarter", calls=1, client="http")
 
 
 def test_command_refuses_a_missing_photo(tmp_path):
