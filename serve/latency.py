@@ -82,16 +82,13 @@ class ClickTiming:
     resources: list[dict] = field(default_factory=list)  # every fetch after the click: name, start, end (ms)
 
 
-API_CLIENTS = ("http", "gradio_client")
-
-
 @dataclass
 class ApiTiming:
     round_trip_ms: float
     server_ms: float
     prediction_ms: float
     server_stages: dict = field(default_factory=dict)
-    client: str = "gradio_client"  # one of API_CLIENTS
+    client: str = "gradio_client"  # "http" or "gradio_client" (API_CLIENTS)
     client_cpu_ms: float | None = None  # the client's own CPU time in the call (all its threads)
 
 
@@ -157,7 +154,7 @@ def api_calls(url: str, photo: Path, *, resolution: str = "half", calls: int = 1
     through ``client`` ("gradio_client" or "http": Gradio's REST API with plain requests)."""
     if client not in API_CLIENTS:
         raise ValueError(f"client must be one of {', '.join(API_CLIENTS)}, not {client!r}")
-    call, close = _gradio_client_call(url) if client == "gradio_client" else _http_call(url)
+    call, close = _CLIENTS[client](url)
     timings = []
     try:
         for i in range(calls + 1):
@@ -223,6 +220,11 @@ def _stream_result(http, url: str) -> list:
                     raise RuntimeError(f"the demo answered the API call with an error: {reason}")
                 return data
     raise RuntimeError(f"the demo's event stream {url} ended without a result")
+
+
+# How each client makes a call: (url) -> (call(photo, resolution) -> the result's details, close).
+_CLIENTS = {"http": _http_call, "gradio_client": _gradio_client_call}
+API_CLIENTS = tuple(_CLIENTS)
 
 
 def _median(values) -> float | None:
