@@ -36,6 +36,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 import gradio as gr  # noqa: E402
 from gradio import utils as gr_utils  # noqa: E402
+from gradio.data_classes import ImageData  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -46,7 +47,15 @@ from segment.images import (  # noqa: E402
     blend,
     read_image,
 )
-from serve.outputs import write_file, write_outputs, write_overlay  # noqa: E402
+from serve.outputs import (  # noqa: E402
+    Inline,
+    encode_outputs,
+    encode_overlay,
+    inline_color,
+    inline_overlay,
+    write_file,
+    write_outputs,
+)
 from serve.segmentation import (  # noqa: E402
     DEFAULT_MAX_SIDE,
     DEFAULT_OPACITY,
@@ -122,6 +131,23 @@ def photo_input(**kwargs) -> gr.Image:
     """
     box = gr.Image(type="filepath", image_mode=None, **kwargs)
     box.preprocess = _undecoded_upload
+    return box
+
+
+def inline_image(**kwargs) -> gr.Image:
+    """An output image box that shows a ``serve.outputs.Inline`` from the ``data:`` URL it sends
+    inside the result (no second request for a file), and a path as a served file, as usual
+    (what the API gets). Set on the instance, as in ``photo_input``."""
+    box = gr.Image(type="filepath", interactive=False, **kwargs)
+    stock = box.postprocess
+
+    def postprocess(value):
+        if isinstance(value, Inline):
+            # No path: Gradio passes it through as it is, and the browser decodes the URL.
+            return ImageData(url=value.url(), orig_name=value.name, mime_type=value.mime)
+        return stock(value)
+
+    box.postprocess = postprocess
     return box
 
 
@@ -276,11 +302,18 @@ class DemoHandlers:
     def segment(self, image: Upload | None, resolution: str, model: str | None = None,
                 opacity: float = DEFAULT_OPACITY):
         """The ``segment`` API: (image, "half"|"full"[, model[, opacity]]) -> overlay, map, legend, summary,
-        files, JSON.
+        files, JSON; every image a file.
 
         ``model``: a key of ``self.models`` ("large", "small"); left out, the default model runs.
         ``opacity``: of the colour map over the photo in the overlay (the page's slider)."""
-        upload = image
+        return self._answer(image, resolution, model, opacity, inline=False)
+
+    def segment_page(self, image: Upload | None, resolution: str, model: str | None = None,
+                     opacity: float = DEFAULT_OPACITY):
+        """The page's own run: as ``segment``, with the overlay and the map sent inside the result."""
+        return self._answer(image, resolution, model, opacity, inline=True)
+
+    def _answer(self, upload: Upload | None, resolution: str, model: str | None, opacity: float, *, inline: bool):
         if upload is None:
             return (None,) * 8
         if resolution not in RESOLUTIONS:
@@ -297,14 +330,37 @@ class DemoHandlers:
             self._record(entry.key, result.prediction)
             times = dict(self.model_ms[tuple(result.prediction.input_size)])
         clock.lap("prediction")  # request_stages splits it: the prediction, and colours and legend around it
-        # Every image the page shows is a file written here, once, under a fresh
-        # folder: Gradio's own saving of returned arrays writes to a path named by
-        # the content's hash, non-atomically, so two identical results at once
-        # (two users clicking the same example) could serve a half-written file.
+        encoded = encode_outputs(result, entry.predictor.palette, opacity, clock)
+        # Every file is written once, under a fresh folder: Gradio's own saving of returned
+        # arrays writes to a path named by the content's hash, non-atomically, so two identical
+        # results at once (two users clicking the same example) could serve a half-written file.
         folder = _request_folder()
         stem = _safe_stem(upload.name)
-        files = write_outputs(folder, stem, result, entry.predictor.palette, opacity, clock)
+        files = write_outputs(folder, stem, encoded, overlay=not inline, clock=clock)
         source = _keep_source(folder, upload)
+        summary, details = self._describe(entry, result, times)
+        clock.lap("summary")
+        stages = request_stages(clock, result.prediction)
+        details["server_ms"] = stages
+        summary += "\n\n" + server_line(stages)
+        if inline:
+            overlay, segmap = inline_overlay(stem, encoded.overlay), inline_color(stem, encoded.color)
+        else:
+            overlay, segmap = str(files.overlay), str(files.color)
+        return (
+            overlay,
+            segmap,
+            legend_html(result.legend),
+            summary,
+            str(files.color),
+            str(files.labels),
+            details,
+            # session state: paths only, a few bytes per user
+            {"folder": str(folder), "stem": stem, "source": str(source), "name": upload.name},
+        )
+
+    def _describe(self, entry: DemoModel, result, times: dict[str, float]) -> tuple[str, dict]:
+        """The result's timing text and its JSON: the model, the backend serving, the models compared."""
         summary = summary_markdown(result, entry.title)
         details = summary_dict(result, entry.predictor.name)
         details["model_choice"] = entry.key
@@ -315,21 +371,7 @@ class DemoHandlers:
         if len(self.models) > 1:
             summary += "\n\n" + self.compare_markdown(entry.key, result.prediction, times)
             details["model_ms_at_this_size"] = {k: round(v, 2) for k, v in times.items()}
-        clock.lap("summary")
-        stages = request_stages(clock, result.prediction)
-        details["server_ms"] = stages
-        summary += "\n\n" + server_line(stages)
-        return (
-            str(files.overlay),
-            str(files.color),
-            legend_html(result.legend),
-            summary,
-            str(files.color),
-            str(files.labels),
-            details,
-            # session state: paths only, a few bytes per user
-            {"folder": str(folder), "stem": stem, "source": str(source), "name": upload.name},
-        )
+        return summary, details
 
     def compare_markdown(self, key: str, prediction, times: dict[str, float]) -> str:
         """Each model's latest model time at this request's run shape, on this server: how much
@@ -362,7 +404,7 @@ class DemoHandlers:
             raise _user_error("this result has expired; segment the photo again") from None
         if photo.shape != color.shape:
             raise _user_error("this result has expired; segment the photo again")
-        return str(write_overlay(_request_folder(), state["stem"], blend(photo, color, opacity)))
+        return inline_overlay(state["stem"], encode_overlay(blend(photo, color, opacity)))
 
 
 def serving_status(predictor, prediction) -> tuple[str, dict] | None:
@@ -395,10 +437,29 @@ def _request_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="out-", dir=cache))
 
 
+# A run in progress is shown by a static mark on the timing box, set and cleared in the browser.
+# Gradio's own progress display (its "minimal" timer included) redraws on every animation frame
+# while a request runs, for each output: with the browser on a 2-core server that took about
+# 100 ms of CPU per half-resolution request, from the model (docs/demo.md).
+BUSY_ON_JS = "() => { document.getElementById('summary')?.classList.add('busy'); }"
+BUSY_OFF_JS = "() => { document.getElementById('summary')?.classList.remove('busy'); }"
+
+
+def _page_run(trigger, *, fn, inputs, outputs, settings: DemoSettings) -> None:
+    """One page event that runs the model: private (the API is ``segment``), no Gradio progress
+    display, the timing box marked busy from the trigger until the result (or error) is in."""
+    trigger(fn=None, js=BUSY_ON_JS, queue=False, api_visibility="private")
+    trigger(fn=fn, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=settings.concurrency,
+            concurrency_id="model", show_progress="hidden").then(fn=None, js=BUSY_OFF_JS, queue=False,
+                                                                  api_visibility="private")
+
+
 CSS = """
 .legend { border-collapse: collapse; width: 100%; }
 .legend td, .legend th { padding: 2px 8px; }
 .credit, .credit p { font-size: 0.8em; opacity: 0.8; }
+#summary.busy { opacity: 0.5; }
+#summary.busy::before { content: "Segmenting\\2026"; font-weight: 600; }
 .swatch { display: inline-block; width: 1.2em; height: 1.2em; border: 1px solid #8886; vertical-align: middle; }
 """
 
@@ -448,8 +509,8 @@ def build_app(*, predictor=None, settings: DemoSettings | None = None, examples:
                     if camvid:
                         gr.Markdown(EXAMPLES_CREDIT, elem_id="examples-credit", elem_classes=["credit"])
             with gr.Column(scale=2):
-                overlay = gr.Image(label="Overlay", type="filepath", interactive=False, elem_id="overlay")
-                segmap = gr.Image(label="Segmentation map", type="filepath", interactive=False, elem_id="segmap")
+                overlay = inline_image(label="Overlay", elem_id="overlay")
+                segmap = inline_image(label="Segmentation map", elem_id="segmap")
                 with gr.Row():
                     legend = gr.HTML(label="Classes present", elem_id="legend")
                     summary = gr.Markdown(label="Timing", elem_id="summary")
@@ -461,19 +522,16 @@ def build_app(*, predictor=None, settings: DemoSettings | None = None, examples:
                     details = gr.JSON(label="Details", elem_id="details")
 
         outputs = [overlay, segmap, legend, summary, color_file, label_file, details, state]
+        inputs = [photo, resolution, model, opacity]
         # The slider's opacity goes into the request itself: one round trip per result, no re-blend after it.
-        # Progress: a timer in the timing box only. Gradio's default animates a loading overlay on
-        # every output while a request runs; with the browser on the same 2 cores that rendering
-        # took the model's CPU (whole prediction at full 231 ms against 135, the page's result 310
-        # against 206 ms; half 199 against 101 ms: 'segment demo-timing', docs/demo.md).
-        common = dict(fn=handlers.segment, inputs=[photo, resolution, model, opacity], outputs=outputs,
-                      concurrency_limit=settings.concurrency, concurrency_id="model",
-                      show_progress="minimal", show_progress_on=[summary])
-        run.click(api_name=API_NAME, **common)
-        # Uploading, picking an example or switching resolution or model re-runs at once.
-        photo.change(api_visibility="private", **common)
-        resolution.change(api_visibility="private", **common)
-        model.change(api_visibility="private", **common)
+        # The API: files for every image, on a button the page does not show.
+        api_run = gr.Button(visible=False, elem_id="api-run")
+        api_run.click(fn=handlers.segment, inputs=inputs, outputs=outputs, api_name=API_NAME,
+                      concurrency_limit=settings.concurrency, concurrency_id="model", show_progress="hidden")
+        # The page: the button, a new photo (upload or example), the resolution or the model runs
+        # the model, with the overlay and the map inside the result.
+        for trigger in (run.click, photo.change, resolution.change, model.change):
+            _page_run(trigger, fn=handlers.segment_page, inputs=inputs, outputs=outputs, settings=settings)
         # Dragging the slider re-blends the last result without the model; only the last value waits.
         opacity.change(fn=handlers.reblend, inputs=[state, opacity], outputs=overlay, api_visibility="private",
                        queue=False, trigger_mode="always_last")

@@ -6,9 +6,11 @@ colours, encodes, writes), as a line of the page's timing text and as
 ``server_ms`` in the API's JSON. This module adds what only a client sees:
 
 - ``browser_clicks``: headless Chromium (Playwright) clicks "Segment" and times,
-  with the page's own clock, click -> the new overlay loaded and decoded; the
-  browser's resource timings split that into sending the request, the server's
-  work plus Gradio's queue and event stream, and fetching the overlay.
+  with the page's own clock, click -> the new overlay decoded; the request
+  leaving (a resource timing) and the new overlay's arrival in the page split
+  that into sending the request, the server's work plus Gradio's queue, event
+  stream and page update, and the image's decode (and its fetch, for a page
+  that serves the overlay as a file).
 - ``api_calls``: API round trips (upload, predict, download the files), either
   through ``gradio_client`` or as plain HTTP requests to Gradio's REST API
   (``/upload``, ``/call/<api>`` and its event stream, the files), each with the
@@ -30,8 +32,9 @@ from pathlib import Path
 
 from serve.app import API_NAME
 
-# Filled in the page: click "Segment", resolve when the overlay <img> has a new src that has
-# loaded and decoded. Times are the page's performance.now(), relative to the click.
+# Filled in the page: click "Segment", note when the overlay <img> gets a new src (the result is in
+# the page), resolve when that has loaded and decoded. Times are the page's performance.now(),
+# relative to the click.
 _CLICK_JS = """
 async (timeoutMs) => {
   const box = document.querySelector('#overlay');
@@ -39,12 +42,14 @@ async (timeoutMs) => {
   const before = img() ? img().getAttribute('src') : null;
   performance.clearResourceTimings();
   const t0 = performance.now();
+  let inPage = null;
   const shown = new Promise((resolve, reject) => {
     const timer = setTimeout(() => { observer.disconnect(); reject(new Error('no new overlay')); }, timeoutMs);
     const check = async () => {
       const i = img();
       if (!i || i.getAttribute('src') === before) return;
       observer.disconnect();
+      inPage = performance.now();
       if (!(i.complete && i.naturalWidth > 0)) {
         await new Promise((ok, bad) => { i.addEventListener('load', ok, {once: true});
                                          i.addEventListener('error', bad, {once: true}); });
@@ -60,7 +65,8 @@ async (timeoutMs) => {
   const t1 = await shown;
   const resources = performance.getEntriesByType('resource').map(e => ({
     name: e.name, start: e.startTime - t0, end: e.responseEnd - t0}));
-  return {page_ms: t1 - t0, resources, summary: document.querySelector('#summary').innerText};
+  return {page_ms: t1 - t0, in_page_ms: inPage - t0, resources,
+          summary: document.querySelector('#summary').innerText};
 }
 """
 
@@ -70,11 +76,12 @@ _PREDICTION = re.compile(r"whole prediction (\d+) ms")
 
 @dataclass
 class ClickTiming:
-    """One click, in ms from the click: when the request left, when the overlay's fetch started
-    (the result had arrived), when it ended, and when the new overlay was decoded on the page."""
+    """One click, in ms from the click: when the request left, when the new overlay was set in the
+    page (the result had arrived), its fetch if it is a file, and when it was decoded on the page."""
 
     page_ms: float
     request_sent_ms: float | None
+    in_page_ms: float | None  # the overlay's new src set by the page
     overlay_fetch_start_ms: float | None
     overlay_fetch_end_ms: float | None
     server_ms: float | None  # the server's breakdown total (the page's timing text)
@@ -106,6 +113,7 @@ def parse_click(raw: dict) -> ClickTiming:
     join = _first(raw["resources"], "/queue/join")
     overlay = _first(raw["resources"], "_overlay.")
     return ClickTiming(page_ms=raw["page_ms"], request_sent_ms=join["start"] if join else None,
+                       in_page_ms=raw.get("in_page_ms"),
                        overlay_fetch_start_ms=overlay["start"] if overlay else None,
                        overlay_fetch_end_ms=overlay["end"] if overlay else None,
                        server_ms=_number(_SERVER, raw["summary"]),
@@ -244,12 +252,15 @@ def click_table(timings: list[ClickTiming]) -> str:
 
     rows = [
         ("click -> request sent", _median([t.request_sent_ms for t in timings])),
-        ("request sent -> result arrived (server, queue, event stream)",
-         gap("request_sent_ms", "overlay_fetch_start_ms")),
+        ("request sent -> result in the page (server, queue, event stream, page update)",
+         gap("request_sent_ms", "in_page_ms")),
         ("  of which the server's own work (its timing text)", _median([t.server_ms for t in timings])),
         ("  of which the whole prediction", _median([t.prediction_ms for t in timings])),
-        ("overlay fetched", gap("overlay_fetch_start_ms", "overlay_fetch_end_ms")),
-        ("overlay fetched -> shown (decode, layout)", gap("overlay_fetch_end_ms", "page_ms")),
+    ]
+    if any(t.overlay_fetch_start_ms is not None for t in timings):  # a page that serves the overlay as a file
+        rows.append(("overlay fetched", gap("overlay_fetch_start_ms", "overlay_fetch_end_ms")))
+    rows += [
+        ("result in the page -> overlay shown (decode, layout)", gap("in_page_ms", "page_ms")),
         ("click -> overlay shown", _median([t.page_ms for t in timings])),
         ("click -> shown, minus the whole prediction",
          _median([t.page_ms - t.prediction_ms for t in timings if t.prediction_ms is not None])),

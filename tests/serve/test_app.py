@@ -270,13 +270,22 @@ def test_a_bucket_waiting_to_build_does_not_hold_up_requests(small_checkpoint, t
     assert answered[0][6]["server_ms"].get("build", 0.0) < 1000
 
 
-def test_runs_show_a_timer_in_the_timing_box_only(demo_server):
-    # The page's own config: every event that runs the model animates no loading overlay on the
-    # images (rendering it took the model's CPU when the browser shares the machine).
+def test_page_runs_are_private_inline_and_draw_no_gradio_progress(demo_server):
+    # The page's own config: the API is one event on a button the page does not show; the page's
+    # four events that run the model (the button, a new photo, the resolution, the model) are
+    # private, draw no Gradio progress (it redraws every animation frame while a request runs,
+    # which took the model's CPU when the browser shares the machine) and mark the timing box
+    # busy in the browser instead.
     with urllib.request.urlopen(demo_server.url.rstrip("/") + "/config", timeout=10) as resp:
         config = json.loads(resp.read())
     ids = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
     runs = [d for d in config["dependencies"] if ids["overlay"] in d["outputs"] and ids["segmap"] in d["outputs"]]
-    assert len(runs) == 4  # the button, a new photo, the resolution, the model
-    for dep in runs:
-        assert dep["show_progress"] == "minimal" and dep["show_progress_on"] == [ids["summary"]]
+    api = [d for d in runs if d["api_name"] == API_NAME]
+    assert len(api) == 1 and api[0]["targets"][0][0] == ids["api-run"]
+    page = [d for d in runs if d not in api]
+    assert len(page) == 4
+    assert {d["targets"][0][0] for d in page} == {ids[k] for k in ("run", "photo", "resolution", "model")}
+    for dep in page:
+        assert dep["api_visibility"] == "private" and dep["show_progress"] == "hidden"
+    marks = [d for d in config["dependencies"] if d.get("js") and "busy" in d["js"]]
+    assert sum("add('busy')" in d["js"] for d in marks) == 4 and sum("remove('busy')" in d["js"] for d in marks) == 4

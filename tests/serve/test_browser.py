@@ -44,14 +44,16 @@ def test_upload_shows_overlay_legend_and_timing(demo_server, street_jpeg, tmp_pa
             page.locator("#photo input[type=file]").set_input_files(str(street_jpeg))
             overlay = page.locator("#overlay img")
             overlay.wait_for(state="visible", timeout=60_000)
-            assert "/gradio_api/file=" in (overlay.get_attribute("src") or "")
+            # The overlay comes inside the result, not as a second request for a file.
+            assert (overlay.get_attribute("src") or "").startswith("data:image/jpeg;base64,")
+            assert (page.locator("#segmap img").get_attribute("src") or "").startswith("data:image/png;base64,")
             # The overlay image really loaded (a broken image has naturalWidth 0).
             page.wait_for_function("() => { const i = document.querySelector('#overlay img');"
                                    " return i && i.complete && i.naturalWidth === 1024; }", timeout=30_000)
             page.locator("#summary").get_by_text("ms").first.wait_for(timeout=30_000)
             assert "%" in page.locator("#legend").inner_text()
             assert page.locator("#segmap img").count() == 1
-            # Moving the opacity re-blends the last result into a new overlay file.
+            # Moving the opacity re-blends the last result into a new overlay.
             before = overlay.get_attribute("src")
             page.locator("#opacity input[type=number]").fill("0.9")
             page.locator("#opacity input[type=number]").press("Enter")

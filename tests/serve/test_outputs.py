@@ -1,4 +1,4 @@
-"""The demo's output files: one encode each, in the format that suits each, and what they hold."""
+"""The demo's outputs: one encode each, in the format that suits each, what they hold, how they are sent."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 from PIL import Image
 
 from segment.images import blend, colorize
-from serve.outputs import write_outputs, write_overlay
+import base64
+
+from serve.outputs import encode_outputs, inline_overlay, write_outputs
 from serve.segmentation import DemoResult
 from serve.stages import StageClock
 
@@ -26,7 +28,7 @@ def _result(h: int = 48, w: int = 64) -> DemoResult:
 def test_files_hold_the_overlay_the_colour_map_and_the_labels(tmp_path):
     result = _result()
     clock = StageClock()
-    files = write_outputs(tmp_path, "street", result, PALETTE, 0.7, clock)
+    files = write_outputs(tmp_path, "street", encode_outputs(result, PALETTE, 0.7, clock), clock=clock)
     assert [p.name for p in (files.overlay, files.color, files.labels)] == [
         "street_overlay.jpg", "street_color.png", "street_trainIds.png"]
     color = Image.open(files.color)
@@ -41,10 +43,18 @@ def test_files_hold_the_overlay_the_colour_map_and_the_labels(tmp_path):
     assert not list(tmp_path.glob(".*"))  # nothing left beside the three files
 
 
-def test_overlay_accepts_encoded_bytes_or_an_image(tmp_path):
-    first, second = tmp_path / "a", tmp_path / "b"
-    first.mkdir()
-    second.mkdir()
-    data = write_overlay(first, "x", _result().photo).read_bytes()
-    assert data[:2] == b"\xff\xd8"  # a JPEG
-    assert write_overlay(second, "x", data).read_bytes() == data
+def test_the_page_gets_no_overlay_file(tmp_path):
+    files = write_outputs(tmp_path, "street", encode_outputs(_result(), PALETTE, 0.5), overlay=False)
+    assert files.overlay is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["street_color.png", "street_trainIds.png"]
+
+
+def test_an_inline_image_is_a_data_url_that_decodes_to_its_bytes_and_differs_each_time():
+    data = encode_outputs(_result(), PALETTE, 0.5).overlay
+    picture = inline_overlay("street", data)
+    first, second = picture.url(), picture.url()
+    assert first.startswith("data:image/jpeg;base64,") and picture.name == "street_overlay.jpg"
+    payload, _, tag = first.removeprefix("data:image/jpeg;base64,").partition("#")
+    assert base64.b64decode(payload) == data and data[:2] == b"\xff\xd8"  # a JPEG
+    # The fragment makes each result a new value for the page, even for identical pixels.
+    assert tag and first != second and first.partition("#")[0] == second.partition("#")[0]
