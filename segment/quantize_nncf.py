@@ -9,8 +9,8 @@ biases that rounding shifts. What it quantizes is set by :class:`Int8Settings`;
 ``ignored`` names layers kept in float (regular expressions over the IR's layer
 names, which are the exported ONNX node names: ``/stem/...``, ``/head/...``).
 
-Calibration images are real photos when the user passes a folder
-(``--calib-data``), else synthetic street scenes, which are weaker.
+Calibration images are the user's photos (``--calib-data``), else the street
+photos bundled with the package (``segment.quantize.calibration_folder``).
 """
 
 from __future__ import annotations

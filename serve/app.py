@@ -47,6 +47,7 @@ from segment.images import (  # noqa: E402
     blend,
     read_image,
 )
+from segment.quantize import BUNDLED_PHOTOS  # noqa: E402
 from serve.outputs import (  # noqa: E402
     Inline,
     encode_outputs,
@@ -69,8 +70,9 @@ from serve.segmentation import (  # noqa: E402
 )
 from serve.stages import StageClock, request_stages, server_line  # noqa: E402
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-# Shown under the examples (three CamVid val frames, serve/examples/README.md).
+EXAMPLES_DIR = BUNDLED_PHOTOS  # the package's street photos, also int8's default calibration set
+
+# Shown under the examples (three CamVid val frames, segment/photos/README.md).
 EXAMPLES_CREDIT = (
     "Example photos: CamVid, Brostow, Fauqueur, Cipolla, \"Semantic object classes in video: "
     "A high-definition ground truth database\", *Pattern Recognition Letters*, 2009; "

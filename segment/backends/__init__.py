@@ -85,7 +85,9 @@ def int8_quantizer(backend: str, calib_data: str | Path | None = None, calib_cou
     """Which int8 model ``build_backend`` makes for ``backend``: the quantizer, its settings and
     the calibration set (the same tags as the export cache's file names). A guard record of an
     int8 model names it, and applies only to an int8 model made the same way."""
-    calib = _calib_tag(calib_data, calib_count)
+    from segment.quantize import calibration_folder
+
+    calib = _calib_tag(calibration_folder(calib_data), calib_count)
     if backend == "openvino":
         from segment import quantize_nncf
 
@@ -100,7 +102,12 @@ def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: s
     int8: ONNX (ONNX Runtime) is ORT's static QDQ model (``segment.quantize``); OpenVINO is
     NNCF's quantization of the fp32 IR (``segment.quantize_nncf``, ``int8_settings`` or its
     defaults). The file name carries the calibration set and, for NNCF, a hash of its settings.
+    int8 without ``calib_data`` is calibrated on the bundled street photos.
     """
+    if precision == "int8":
+        from segment.quantize import calibration_folder
+
+        calib_data = calibration_folder(calib_data)
     # OpenVINO gets the graph with striped high-resolution blocks (faster there and in torch);
     # ONNX Runtime and int8 the plain one: ORT ran the striped graph ~5% slower at 1024x2048,
     # a plain ONNX is what a user exporting for another engine wants, and NNCF would calibrate

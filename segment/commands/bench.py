@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the OpenVINO rows of the torchvision peer (and peer_ratio_ov)")
     parser.add_argument("--torch-compile", action="store_true", help="also measure torch fp32 under torch.compile")
     parser.add_argument("--cache-dir", help="where exported models are cached (default ~/.cache/mnv3-lraspp)")
-    parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: synthetic scenes)")
+    parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: the bundled street photos)")
     add_int8_float_argument(parser)
     parser.add_argument("--guard-data", help="labelled set for the mIoU guard (root of a dataset)")
     parser.add_argument("--guard-dataset", default="cityscapes", help="its kind: cityscapes, camvid, folder, synthetic")

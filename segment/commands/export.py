@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="app: uint8 NHWC image in, 1/8-resolution logits out (what 'predict' runs); "
                              "logits: normalized NCHW float in, logits at input size out (the plain model)")
     parser.add_argument("--int8", action="store_true", help="static int8 quantization (QDQ), calibrated on --calib-data")
-    parser.add_argument("--calib-data", help="folder of dataset images for int8 calibration (default: synthetic scenes)")
+    parser.add_argument("--calib-data", help="folder of dataset images for int8 calibration (default: the bundled street photos)")
     parser.add_argument("--calib-count", type=int, default=16, help="calibration images (default 16)")
     add_int8_float_argument(parser)
 

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1: the clearest profile)")
     parser.add_argument("--runs", type=int, default=5, help="profiled runs; each layer's median is kept (default 5)")
     parser.add_argument("--image", help="RGB photo to run (default: a synthetic street scene)")
-    parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: synthetic scenes)")
+    parser.add_argument("--calib-data", help="folder of dataset images to calibrate int8 (default: the bundled street photos)")
     add_int8_float_argument(parser)
     parser.add_argument("--cache-dir", help="where exported models are cached (default ~/.cache/mnv3-lraspp)")
     parser.add_argument("--json", action="store_true", help="print every layer as JSON instead of the tables")

@@ -31,3 +31,18 @@ def test_calibration_photos_keep_their_aspect_ratio(tmp_path):
     assert image.shape == (40, 80, 3)
     assert (image[:, :25] == 200).all() and (image[:, 28:53] == 0).all()  # 30x40 fitted to 40x53
     assert (image[:, 54:] == np.array(pad_colour(IMAGENET_MEAN), np.uint8)).all()
+
+
+def test_int8_is_calibrated_on_the_bundled_photos_unless_given_a_folder(tmp_path):
+    """Without --calib-data int8 is calibrated on the street photos shipped in the package (real
+    photos, not synthetic scenes), and the quantizer tag the guard records carry says so."""
+    from segment.backends import int8_quantizer
+    from segment.quantize import BUNDLED_PHOTOS, calibration_folder
+
+    assert calibration_folder(None) == BUNDLED_PHOTOS
+    assert len(list_images(BUNDLED_PHOTOS)) >= 3
+    assert calibration_folder(tmp_path) == tmp_path
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    default = int8_quantizer("openvino", None)
+    assert default == int8_quantizer("openvino", BUNDLED_PHOTOS)
+    assert "synthetic" not in default and default != int8_quantizer("openvino", tmp_path)

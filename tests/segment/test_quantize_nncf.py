@@ -8,7 +8,7 @@ pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
 from segment.backends import BackendSpec, _artifact, build_backend  # noqa: E402
-from segment.quantize import synthetic_scene  # noqa: E402
+from segment.quantize import BUNDLED_PHOTOS, synthetic_scene  # noqa: E402
 from segment.quantize_nncf import SCOPES, Int8Settings, fake_quantized_layers  # noqa: E402
 
 SIZE = (64, 128)
@@ -36,8 +36,10 @@ def _int8(tiny, **kw):
 def test_int8_ir_has_fake_quantize_and_keeps_the_ignored_scope_in_float(tiny):
     import re
 
+    from segment.backends import _calib_tag
+
     xml = _int8(tiny)
-    assert "graph-int8-nncf-synthetic3-" in str(xml)
+    assert f"graph-int8-nncf-{_calib_tag(BUNDLED_PHOTOS, 3)}-" in str(xml)  # calibrated on the bundled photos
     layers = fake_quantized_layers(xml)
     assert len(layers["quantized"]) > 20  # the backbone's convolutions run int8
     ignored = [p for g in Int8Settings().ignored for p in SCOPES[g]]
@@ -72,21 +74,21 @@ def test_int8_agrees_with_fp32_on_most_pixels(tiny):
 def test_cache_key_follows_calibration_set_and_settings(tiny, tmp_path):
     from segment.backends import _calib_tag
 
-    synthetic = _int8(tiny)
-    assert _int8(tiny) == synthetic  # cached, not quantized again
+    bundled = _int8(tiny)
+    assert _int8(tiny) == bundled  # cached, not quantized again
     folder = tmp_path / "calib"
     folder.mkdir()
     for i in range(3):
         Image.fromarray(synthetic_scene(*SIZE, seed=200 + i)).save(folder / f"{i}.png")
     tag = _calib_tag(folder, 3)
-    assert tag.startswith("calib") and tag != _calib_tag(None, 3) != _calib_tag(None, 4)
+    assert tag.startswith("calib") and tag != _calib_tag(BUNDLED_PHOTOS, 3) != _calib_tag(None, 3) != _calib_tag(None, 4)
     Image.fromarray(synthetic_scene(*SIZE, seed=300)).save(folder / "2.png")  # another photo under the same name
     assert _calib_tag(folder, 3) != tag
     assert _calib_tag(folder, 2) != _calib_tag(folder, 3)
     tags = {Int8Settings().tag(), Int8Settings(ignored=("stem",)).tag(), Int8Settings(preset="mixed").tag(),
             Int8Settings(fast_bias_correction=False).tag()}
     assert len(tags) == 4
-    assert f"-{_calib_tag(None, 3)}-{Int8Settings().tag()}.ir" in str(synthetic)
+    assert f"-{_calib_tag(BUNDLED_PHOTOS, 3)}-{Int8Settings().tag()}.ir" in str(bundled)
 
 
 def test_int8_float_groups_from_the_command_line():
