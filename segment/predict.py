@@ -303,10 +303,13 @@ class Predictor:
     # -- backend="auto" --------------------------------------------------------------------------
 
     def guard_images(self, size: tuple[int, int], count: int = 2) -> list[np.ndarray]:
-        from segment.quantize import calibration_images
+        """Photos for auto's agreement check where no guard record applies, and for its timing:
+        ``calib_data``'s, else the bundled street photos, each filling ``size``. A model trained
+        on real streets has small margins on synthetic scenes: on them the bundled large model's
+        mixed precision agreed 99.41% at full, on 101 CamVid photos 99.81%."""
+        from segment.quantize import calibration_folder, calibration_images
 
-        return calibration_images(size, folder=self.calib_data, count=count) if self.calib_data else \
-            calibration_images(size, count=count)
+        return calibration_images(size, folder=calibration_folder(self.calib_data), count=count, cover=True)
 
     def guard_record(self, spec: BackendSpec, size: tuple[int, int]) -> dict | None:
         """The labelled-set guard result for this backend, precision and size, if one applies here.
@@ -634,7 +637,7 @@ class Predictor:
                 row["agreement"] = rec["agreement"]
             else:
                 row.update(agreement=agree, guard=f"{len(images)} guard images "
-                                                  f"({'calib_data' if self.calib_data else 'synthetic scenes'})")
+                                                  f"({'calib_data' if self.calib_data else 'bundled photos'})")
                 if agree < self.min_agreement:
                     row["skipped"] = f"agreement {agree:.4f} < {self.min_agreement}"
                     continue

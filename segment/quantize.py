@@ -71,12 +71,15 @@ def list_images(folder: str | Path, *, limit: int | None = None) -> list[Path]:
     return files
 
 
-def calibration_images(size: tuple[int, int], *, folder: str | Path | None = None, count: int = 16) -> list[np.ndarray]:
+def calibration_images(size: tuple[int, int], *, folder: str | Path | None = None, count: int = 16,
+                       cover: bool = False) -> list[np.ndarray]:
     """``count`` RGB uint8 images at ``size`` (H, W): from ``folder`` if given, else synthetic.
 
     A photo is fitted inside ``size`` with its own aspect ratio and padded, as ``segment
     predict`` feeds it (``segment.sizes.fit_and_pad``): a 4:3 photo calibrating the 2:1 shape
-    is not stretched, so the int8 ranges are those of the inputs the model will see."""
+    is not stretched, so the int8 ranges are those of the inputs the model will see.
+    ``cover``: scaled to cover ``size`` and centre-cropped instead, so that every pixel is
+    photo (the accuracy guard compares labels, and a flat padding has no meaningful ones)."""
     h, w = size
     if folder is None:
         try:  # the data package's procedural street scenes, when installed beside us
@@ -84,7 +87,17 @@ def calibration_images(size: tuple[int, int], *, folder: str | Path | None = Non
         except ImportError:
             return [synthetic_scene(h, w, seed=1000 + i) for i in range(count)]
         return [draw_scene(size=(h, w), seed=1000 + i)[0] for i in range(count)]
-    return [_fitted(read_image(p), (h, w)) for p in list_images(folder, limit=count)]
+    prepare = _covered if cover else _fitted
+    return [prepare(read_image(p), (h, w)) for p in list_images(folder, limit=count)]
+
+
+def _covered(photo: np.ndarray, run_hw: tuple[int, int]) -> np.ndarray:
+    h, w = run_hw
+    scale = max(h / photo.shape[0], w / photo.shape[1])
+    sh, sw = max(h, round(photo.shape[0] * scale)), max(w, round(photo.shape[1] * scale))
+    scaled = cv2.resize(photo, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (sh - h) // 2, (sw - w) // 2
+    return np.ascontiguousarray(scaled[top:top + h, left:left + w])
 
 
 def _fitted(photo: np.ndarray, run_hw: tuple[int, int]) -> np.ndarray:

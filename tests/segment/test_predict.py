@@ -125,7 +125,7 @@ def test_shipped_guard_records_decide_auto_where_they_apply(tmp_path, predictor)
     p = Predictor.from_checkpoint(tmp_path / "m.pt", backend="auto", threads=1, cache_dir=tmp_path / "cache")
     other = Predictor.from_preset("default", calibrate_bn=False)
     records = [
-        # torch fp32 agrees with itself on synthetic scenes; a labelled-set record saying otherwise wins.
+        # torch fp32 agrees with itself on the bundled photos; a labelled-set record saying otherwise wins.
         _guard_rec(p, "torch", "fp32", size, agreement=0.97),
         # Records that do not apply here are ignored: another engine version, other weights, another size.
         _guard_rec(p, "onnxruntime", "fp32", size, agreement=0.5, engine="onnxruntime 0.0.1"),
@@ -139,7 +139,7 @@ def test_shipped_guard_records_decide_auto_where_they_apply(tmp_path, predictor)
     rows = {(c["backend"], c["precision"]): c for c in p.selections[size].candidates}
     assert "labelled-set guard" in rows["torch", "fp32"]["skipped"] and "101 images of camvid val" in rows["torch", "fp32"]["guard"]
     assert "request_ms" not in rows["torch", "fp32"]  # ruled out by the record before it was built and timed
-    assert "synthetic" in rows["onnxruntime", "fp32"]["guard"] and "skipped" not in rows["onnxruntime", "fp32"]
+    assert "bundled photos" in rows["onnxruntime", "fp32"]["guard"] and "skipped" not in rows["onnxruntime", "fp32"]
     assert (p.selections[size].backend, p.selections[size].precision) != ("torch", "fp32")
 
 

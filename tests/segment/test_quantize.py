@@ -46,3 +46,31 @@ def test_int8_is_calibrated_on_the_bundled_photos_unless_given_a_folder(tmp_path
     default = int8_quantizer("openvino", None)
     assert default == int8_quantizer("openvino", BUNDLED_PHOTOS)
     assert "synthetic" not in default and default != int8_quantizer("openvino", tmp_path)
+
+
+def test_guard_photos_cover_the_shape_without_stretching(tmp_path):
+    """cover=True: every pixel is photo (no padding), the photo keeps its proportions (a
+    centred square stays square) and the centre stays the centre."""
+    photo = np.zeros((300, 400, 3), np.uint8)
+    photo[100:200, 150:250] = 255  # a 100x100 square in the middle of a 4:3 photo
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    (image,) = calibration_images((100, 200), folder=tmp_path, count=1, cover=True)
+    assert image.shape == (100, 200, 3)
+    ys, xs = np.nonzero(image[..., 0] > 127)
+    # Scaled by 0.5 to width 200 (height 150), then the middle 100 rows kept: a 50x50 square.
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (25, 74, 75, 124)
+
+
+def test_autos_agreement_check_runs_on_the_bundled_photos():
+    import torch
+
+    from segment.predict import Predictor
+    from segment.quantize import BUNDLED_PHOTOS
+
+    model = torch.nn.Conv2d(3, 2, 1)
+    p = Predictor(model=model, classes=["a", "b"], palette=[[0, 0, 0], [255, 255, 255]],
+                  mean=[0.5] * 3, std=[0.25] * 3, backend="torch", threads=1)
+    images = p.guard_images((64, 128), count=2)
+    expected = calibration_images((64, 128), folder=BUNDLED_PHOTOS, count=2, cover=True)
+    assert len(images) == 2 and all(np.array_equal(a, b) for a, b in zip(images, expected))
+    assert not np.array_equal(images[0], calibration_images((64, 128), count=1)[0])  # not a synthetic scene
