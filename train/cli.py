@@ -15,7 +15,7 @@ import sys
 # option -> TrainConfig field (all default to None = "not given")
 _FIELDS = {
     "dataset": "dataset", "data_root": "data_root", "train_split": "train_split", "val_split": "val_split",
-    "preset": "preset", "crop": "crop", "scale": "scale", "log_scale": "log_scale", "batch": "batch", "iters": "iters", "lr": "lr",
+    "preset": "preset", "crop": "crop", "scale": "scale", "log_scale": "log_scale", "photometric": "photometric", "batch": "batch", "iters": "iters", "lr": "lr",
     "lr_schedule": "lr_schedule", "warmup_iters": "warmup_iters", "optimizer": "optimizer",
     "weight_decay": "weight_decay", "momentum": "momentum", "loss": "loss", "class_weighting": "class_weighting",
     "amp": "amp", "channels_last": "channels_last", "compile": "compile", "device": "device",
@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scale", type=_pair(float), metavar="LO,HI", help="random scale range, e.g. 0.5,2.0")
     g.add_argument("--log-scale", action=argparse.BooleanOptionalAction, default=None,
                    help="draw the scale log-uniformly over --scale (default: uniformly)")
+    g.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=None,
+                   help="random exposure, contrast, saturation and white balance after the crop, for photos "
+                        "from other cameras and light (default: off, as the paper; CPU data path only)")
     g.add_argument("--workers", type=int, help="DataLoader workers per process")
     g.add_argument("--data-on-device", action=argparse.BooleanOptionalAction, default=None,
                    help="decode the training set once onto the training device and augment it there, batched "

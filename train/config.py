@@ -20,6 +20,7 @@ class TrainConfig:
     scale: tuple[float, float] = (0.5, 2.0)  # random scale range before cropping
     log_scale: bool = False  # draw the scale log-uniformly (False: uniformly, DeepLab's)
     hflip: bool = True  # random horizontal flip
+    photometric: bool = False  # random exposure, contrast, saturation, white balance (data.transforms)
     eval_size: str = "native"  # image size the model sees at evaluation: native | half | full | HxW
     workers: int = 4  # DataLoader worker processes per rank
     data_on_device: bool = False  # hold the training set on the device, augment it there (train.device_data)

@@ -175,6 +175,9 @@ def build_data(cfg: TrainConfig, *, device, info: DistInfo) -> Data:
     sampler = EpochSampler(size=len(train_set), global_batch=cfg.batch, rank=info.rank,
                            world_size=info.world_size, seed=cfg.seed)
     if cfg.data_on_device:
+        if cfg.photometric:
+            raise UserError("--photometric runs in the CPU data pipeline only: drop --data-on-device "
+                            "or --photometric")
         from train.device_data import device_loader
 
         loader = device_loader(cfg, train_set, sampler=sampler, device=device, main_rank=info.is_main)
@@ -203,7 +206,7 @@ def build_datasets(cfg: TrainConfig):
                         "(for synthetic data, write one with 'segment synth --out DIR')")
     train_set = build_dataset(name=cfg.dataset, root=cfg.data_root, split=cfg.train_split,
                               transform=train_transform(crop=tuple(cfg.crop), scale=tuple(cfg.scale), hflip=cfg.hflip,
-                                                        log_scale=cfg.log_scale))
+                                                        log_scale=cfg.log_scale, photometric=cfg.photometric))
     if cfg.extra_train:
         from train.concat import ConcatTrainSet, parse_extra
 

@@ -158,3 +158,24 @@ def test_log_scale_draws_log_uniformly():
     # A uniform draw over the same range puts only (2.07 - 0.75) / 3.25 = 41% below the geometric mean.
     with pytest.raises(ValueError, match="log_scale"):
         train_transform(crop=(32, 32), fast=False, log_scale=True)
+
+
+def test_photometric_changes_colours_not_labels_or_geometry():
+    """--photometric: same seed, same crop and labels; other pixel values, drawn anew per sample,
+    and deterministic under the seed (resumable runs)."""
+    from train.sampling import reseed_transform
+
+    image, mask = checker(120, 200)
+    image = np.ascontiguousarray(np.stack([image[..., 0], 255 - image[..., 0], image[..., 0] // 2], -1))
+
+    def run(photometric, seed):
+        t = train_transform(crop=(96, 96), scale=(0.75, 1.5), photometric=photometric)
+        reseed_transform(t, seed)
+        return t(image=image, mask=mask)
+
+    plain, jittered, again = run(False, 3), run(True, 3), run(True, 3)
+    assert torch.equal(plain["mask"], jittered["mask"])
+    assert torch.equal(jittered["image"], again["image"])
+    changed = [not torch.allclose(run(False, s)["image"], run(True, s)["image"], atol=0.05) for s in range(10)]
+    assert 6 <= sum(changed) <= 10  # ColorJitter at p=0.8, white balance at p=0.5: most samples change
+    assert not torch.equal(run(True, 4)["image"], run(True, 5)["image"])

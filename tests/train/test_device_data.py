@@ -83,3 +83,25 @@ def test_concatenated_sets_load_raw_pairs_from_their_parts(synth_root):
     both = ConcatTrainSet(parts=[first, second])
     for index, (part, inner) in {0: (first, 0), 7: (first, 7), 8: (second, 0), 11: (second, 3)}.items():
         assert all(np.array_equal(x, y) for x, y in zip(both.load(index), part.load(inner)))
+
+
+def test_photometric_is_refused_on_the_device_path(tiny_config, tmp_path):
+    """The colour augmentation exists in the CPU pipeline only: asking for both is a clear error."""
+    import pytest
+
+    from segment.errors import UserError
+
+    cfg = replace(tiny_config, data_on_device=True, photometric=True, out=str(tmp_path / "run"))
+    with pytest.raises(UserError, match="--photometric runs in the CPU data pipeline only"):
+        trainer.main(cfg)
+
+
+def test_photometric_flag_sets_the_option():
+    import argparse
+
+    from train.cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["--photometric"])).photometric is True
+    assert config_from_args(parser.parse_args([])).photometric is False
