@@ -212,7 +212,38 @@ class FitAndPadImageOnly(A.ImageOnlyTransform):
         return ("size",)
 
 
-def eval_transform(*, size: str | tuple[int, int] | None = None) -> A.Compose:
+def _gains(r: float, g: float, b: float):
+    return lambda img: np.clip(img.astype(np.float32) * np.array([r, g, b], np.float32), 0, 255).astype(np.uint8)
+
+
+# Fixed changes of a photo's colour and exposure for 'segment eval --photo-change': how a model
+# holds up on photos from another camera or light, with the labels unchanged.
+PHOTO_CHANGES = {
+    "darker": _gains(0.6, 0.6, 0.6),
+    "brighter": _gains(1.4, 1.4, 1.4),
+    "low-contrast": lambda img: np.clip((img.astype(np.float32) - 128) * 0.6 + 128, 0, 255).astype(np.uint8),
+    "warm": _gains(1.15, 1.0, 0.8),  # tungsten-like white balance
+    "cool": _gains(0.85, 1.0, 1.2),  # shade / overcast-like white balance
+}
+
+
+class PhotoChange(A.ImageOnlyTransform):
+    """One of PHOTO_CHANGES, applied to every image (deterministic)."""
+
+    def __init__(self, *, name: str, p: float = 1.0):
+        super().__init__(p=p)
+        if name not in PHOTO_CHANGES:
+            raise ValueError(f"unknown photo change {name!r}; choose from {', '.join(PHOTO_CHANGES)}")
+        self.name = name
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        return PHOTO_CHANGES[self.name](img)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("name",)
+
+
+def eval_transform(*, size: str | tuple[int, int] | None = None, photo_change: str | None = None) -> A.Compose:
     """Evaluation pipeline: normalize; with a ``size`` also resize the image (only).
 
     ``size=None`` or "native" keeps the image's own size (full-resolution
@@ -220,8 +251,9 @@ def eval_transform(*, size: str | tuple[int, int] | None = None) -> A.Compose:
     1024*2048: a 2:1 image runs at exactly 512x1024 / 1024x2048, others keep
     their aspect ratio in a padded shape bucket, see ``segment.sizes``);
     ``(H, W)`` resizes to exactly that. The mask always stays at its full size.
+    ``photo_change``: a key of PHOTO_CHANGES applied to the photo first.
     """
-    steps: list[A.BasicTransform] = []
+    steps: list[A.BasicTransform] = [PhotoChange(name=photo_change)] if photo_change else []
     if isinstance(size, str) and size != "native":
         steps.append(FitAndPadImageOnly(size=size))
     elif size is not None and not isinstance(size, str):

@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "their aspect ratio as in 'segment predict'; HxW is exactly that")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line (last line)")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
+    p.add_argument("--photo-change", choices=["darker", "brighter", "low-contrast", "warm", "cool"],
+                   help="change every photo's exposure or colour first (data.transforms.PHOTO_CHANGES): "
+                        "robustness to other cameras and light")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     result, table = evaluate_checkpoint(
         checkpoint=args.checkpoint, dataset=args.dataset, data_root=args.data_root, split=args.split,
         size=args.size, limit=args.limit, workers=args.workers, device=args.device, amp=args.amp,
-        labelid_dir=args.save_labelids, progress=not args.json)
+        labelid_dir=args.save_labelids, progress=not args.json, photo_change=args.photo_change)
     print(table, file=sys.stderr if args.json else sys.stdout)
     if args.json:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "val", size: str = "native",
                         limit: int = 0, workers: int = 2, device: str = "auto", amp: str = "none",
-                        labelid_dir=None, progress: bool = False) -> tuple[dict, str]:
+                        labelid_dir=None, progress: bool = False, photo_change: str | None = None) -> tuple[dict, str]:
     """``{"miou", "per_class", "pixel_acc", "images"}`` (fractions) of a checkpoint on a split, and its table."""
     import numpy as np
     import torch
@@ -85,7 +88,8 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
     if amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs a GPU; on the CPU use --amp bf16 or none")
     run_size = parse_size(size, error=f"size {size!r}: expected native, half, full or HxW such as 512x1024")
-    data = build_dataset(name=dataset, root=data_root, split=split, transform=eval_transform(size=run_size))
+    data = build_dataset(name=dataset, root=data_root, split=split,
+                         transform=eval_transform(size=run_size, photo_change=photo_change))
     if limit:
         data.files = data.files[:limit]
     space = data.label_space
@@ -115,7 +119,8 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
     summary = cm.summary(classes=space.classes, eval_ids=space.eval_train_ids)
     result = {"miou": summary["miou"], "per_class": summary["per_class"], "pixel_acc": summary["pixel_acc"],
               "images": len(data)}
-    title = f"{Path(str(checkpoint)).name} on {dataset} {split}, {len(data)} images, size {size}"
+    title = (f"{Path(str(checkpoint)).name} on {dataset} {split}, {len(data)} images, size {size}"
+             + (f", photos {photo_change}" if photo_change else ""))
     return result, format_table(summary, title=title)
 
 

@@ -179,3 +179,27 @@ def test_photometric_changes_colours_not_labels_or_geometry():
     changed = [not torch.allclose(run(False, s)["image"], run(True, s)["image"], atol=0.05) for s in range(10)]
     assert 6 <= sum(changed) <= 10  # ColorJitter at p=0.8, white balance at p=0.5: most samples change
     assert not torch.equal(run(True, 4)["image"], run(True, 5)["image"])
+
+
+def test_eval_photo_changes_alter_only_the_image():
+    """segment eval --photo-change: a fixed colour/exposure change of the photo, labels untouched,
+    offered under the same names on the command line."""
+    import argparse
+
+    from data.transforms import PHOTO_CHANGES
+    from train import eval_cli
+
+    image, mask = checker(64, 96)
+    plain = denormalize(eval_transform()(image=image, mask=mask)["image"])
+    warm = eval_transform(photo_change="warm")(image=image, mask=mask)
+    assert torch.equal(warm["mask"], torch.from_numpy(mask))
+    got = denormalize(warm["image"])
+    np.testing.assert_allclose(got[0], np.clip(plain[0] * 1.15, 0, 255).astype(np.uint8), atol=1.01)
+    np.testing.assert_allclose(got[2], np.floor(plain[2] * 0.8), atol=1.01)
+    low = denormalize(eval_transform(photo_change="low-contrast")(image=image, mask=mask)["image"])
+    assert low.std() < 0.7 * plain.std()
+    with pytest.raises(ValueError, match="unknown photo change"):
+        eval_transform(photo_change="sepia")
+    parser = argparse.ArgumentParser()
+    eval_cli.add_arguments(parser)
+    assert set(parser._option_string_actions["--photo-change"].choices) == set(PHOTO_CHANGES)
