@@ -116,8 +116,8 @@ class RandomScaleCrop(A.DualTransform):
 def photometric_transforms() -> list[A.BasicTransform]:
     """Exposure, contrast, saturation and white balance of other cameras and light (``--photometric``).
 
-    Not in the paper's recipe (Cityscapes frames come from one camera). On 50 CamVid val
-    photos at half size the models trained without it lost 25-27 mIoU at 0.6x contrast or a
+    Not in the paper's recipe (Cityscapes frames come from one camera). On CamVid val at
+    half size the bundled models, trained without it, lose 20-26 mIoU at 0.6x contrast or a
     warm white balance (docs/train.md, "Robustness to colour and exposure"). Image only:
     the labels do not change."""
     return [
