@@ -212,18 +212,19 @@ class FitAndPadImageOnly(A.ImageOnlyTransform):
         return ("size",)
 
 
-def _gains(r: float, g: float, b: float):
-    return lambda img: np.clip(img.astype(np.float32) * np.array([r, g, b], np.float32), 0, 255).astype(np.uint8)
+def _per_pixel(change):
+    """A change of float RGB values, as a function of a uint8 photo (clipped back to 0-255)."""
+    return lambda img: np.clip(change(img.astype(np.float32)), 0, 255).astype(np.uint8)
 
 
 # Fixed changes of a photo's colour and exposure for 'segment eval --photo-change': how a model
 # holds up on photos from another camera or light, with the labels unchanged.
 PHOTO_CHANGES = {
-    "darker": _gains(0.6, 0.6, 0.6),
-    "brighter": _gains(1.4, 1.4, 1.4),
-    "low-contrast": lambda img: np.clip((img.astype(np.float32) - 128) * 0.6 + 128, 0, 255).astype(np.uint8),
-    "warm": _gains(1.15, 1.0, 0.8),  # tungsten-like white balance
-    "cool": _gains(0.85, 1.0, 1.2),  # shade / overcast-like white balance
+    "darker": _per_pixel(lambda x: x * 0.6),
+    "brighter": _per_pixel(lambda x: x * 1.4),
+    "low-contrast": _per_pixel(lambda x: (x - 128) * 0.6 + 128),
+    "warm": _per_pixel(lambda x: x * np.array([1.15, 1.0, 0.8], np.float32)),  # tungsten-like white balance
+    "cool": _per_pixel(lambda x: x * np.array([0.85, 1.0, 1.2], np.float32)),  # shade / overcast-like
 }
 
 

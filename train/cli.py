@@ -15,7 +15,8 @@ import sys
 # option -> TrainConfig field (all default to None = "not given")
 _FIELDS = {
     "dataset": "dataset", "data_root": "data_root", "train_split": "train_split", "val_split": "val_split",
-    "preset": "preset", "crop": "crop", "scale": "scale", "log_scale": "log_scale", "photometric": "photometric", "batch": "batch", "iters": "iters", "lr": "lr",
+    "preset": "preset", "crop": "crop", "scale": "scale", "log_scale": "log_scale", "photometric": "photometric",
+    "batch": "batch", "iters": "iters", "lr": "lr",
     "lr_schedule": "lr_schedule", "warmup_iters": "warmup_iters", "optimizer": "optimizer",
     "weight_decay": "weight_decay", "momentum": "momentum", "loss": "loss", "class_weighting": "class_weighting",
     "amp": "amp", "channels_last": "channels_last", "compile": "compile", "device": "device",

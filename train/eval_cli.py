@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "their aspect ratio as in 'segment predict'; HxW is exactly that")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line (last line)")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
+    # The keys of data.transforms.PHOTO_CHANGES, spelled out so that '--help' does not import
+    # albumentations (tests/data/test_transforms.py checks that they match).
     p.add_argument("--photo-change", choices=["darker", "brighter", "low-contrast", "warm", "cool"],
                    help="change every photo's exposure or colour first (data.transforms.PHOTO_CHANGES): "
                         "robustness to other cameras and light")
