@@ -74,15 +74,21 @@ def load_training_checkpoint(path: str | Path) -> dict:
 EXPORT_KEYS = ("label_space", "metrics", "best", "train_config", "command", "iteration", "trained")
 
 
-def export_weights(src: str | Path, dst: str | Path, *, half: bool = False, **notes) -> dict:
+def export_weights(src: str | Path, dst: str | Path, *, half: bool = False, average_with: str | Path | None = None,
+                   src_weight: float = 0.5, **notes) -> dict:
     """Write a small inference checkpoint: weights + model/label metadata, no optimizer state.
 
     Weights are fp32, or fp16 with ``half`` (half the file; loading casts them
-    back to fp32, and the model zoo ships them so). ``notes`` (e.g. wall time)
-    are stored under "trained". Still our checkpoint format, so
+    back to fp32, and the model zoo ships them so). With ``average_with``, every
+    float tensor (BN statistics included) is ``src_weight`` x src's plus the rest
+    x that checkpoint's: the two must be fine-tunes of one model. ``notes`` (e.g.
+    wall time) are stored under "trained". Still our checkpoint format, so
     load_checkpoint / Predictor accept it.
     """
     ckpt = load_checkpoint(src)
+    if average_with is not None:
+        ckpt["model"] = interpolate_weights(ckpt, load_checkpoint(average_with), src_weight=src_weight,
+                                            names=(str(src), str(average_with)))
     out = {k: ckpt[k] for k in ("format", "version", "model_config", "classes", "palette", "normalization")}
     dtype = torch.float16 if half else torch.float32
     out["model"] = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in ckpt["model"].items()}
@@ -95,5 +101,26 @@ def export_weights(src: str | Path, dst: str | Path, *, half: bool = False, **no
     return out
 
 
+def interpolate_weights(a: dict, b: dict, *, src_weight: float, names: tuple[str, str]) -> dict:
+    """``src_weight`` x checkpoint a's weights + (1 - src_weight) x b's; integer tensors (BN counters) from a.
+
+    Interpolating a fine-tune with the weights it started from keeps much of what the
+    fine-tune added while giving back less of what the start did well (docs/train.md,
+    "Robustness to colour and exposure").
+    """
+    if not 0.0 <= src_weight <= 1.0:
+        raise ValueError(f"the source's weight must be in [0, 1], got {src_weight}")
+    if a["model_config"] != b["model_config"] or a["model"].keys() != b["model"].keys():
+        raise ValueError(f"{names[1]} is not the same model as {names[0]} (model config or layers differ); "
+                         "average only fine-tunes of one model")
+    out = {}
+    for k, va in a["model"].items():
+        vb = b["model"][k]
+        if va.shape != vb.shape:
+            raise ValueError(f"{names[1]}: layer {k} has shape {tuple(vb.shape)}, {names[0]} {tuple(va.shape)}")
+        out[k] = (src_weight * va.float() + (1.0 - src_weight) * vb.float()).to(va.dtype) if va.is_floating_point() else va
+    return out
+
+
 __all__ = ["rng_state", "set_rng_state", "training_checkpoint", "load_training_checkpoint", "export_weights",
-           "save_checkpoint"]
+           "interpolate_weights", "save_checkpoint"]

@@ -33,12 +33,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dst", help="output file")
     p.add_argument("--note", action="append", default=[], type=parse_note, metavar="KEY=VALUE",
                    help="extra facts stored under 'trained' (e.g. wall_time_h=1.2); repeatable")
+    p.add_argument("--average-with", metavar="CKPT",
+                   help="write a weighted mean of SRC's weights and CKPT's (another fine-tune of the same model, "
+                        "e.g. the weights SRC started from)")
+    p.add_argument("--src-weight", type=float, default=0.5,
+                   help="with --average-with: SRC's share, in [0, 1]; CKPT gets the rest (default: 0.5)")
 
 
 def run(args: argparse.Namespace) -> int:
     from train.checkpointing import export_weights
 
-    out = export_weights(args.src, args.dst, **dict(args.note))
+    from segment.errors import UserError
+
+    if args.average_with is None and args.src_weight != 0.5:
+        raise UserError("--src-weight needs --average-with (the checkpoint to average SRC with)")
+    try:
+        out = export_weights(args.src, args.dst, average_with=args.average_with, src_weight=args.src_weight,
+                             **dict(args.note))
+    except ValueError as e:
+        raise UserError(str(e)) from None
     n = sum(v.numel() for v in out["model"].values())
     print(f"wrote {args.dst}: {n / 1e6:.2f}M values, mIoU {out.get('metrics', {}).get('miou', float('nan')):.4f}")
     return 0

@@ -83,3 +83,28 @@ def test_shipped_demo_checkpoint():
         default.backbone, default.rf2, default.head, default.head_channels)
     model = model_from_checkpoint(ckpt)
     assert model(torch.zeros(1, 3, 64, 96)).shape == (1, 19, 64, 96)
+
+
+def test_export_can_average_two_fine_tunes(short_run, tmp_path, capsys):
+    src = f"{short_run}/last.pt"
+    other = load_checkpoint(src)
+    other["model"] = {k: (v + 1.0 if v.is_floating_point() else v + 5) for k, v in other["model"].items()}
+    torch.save(other, tmp_path / "other.pt")
+    dst = tmp_path / "mean.pt"
+    assert segment_main(["export-weights", src, str(dst), "--average-with", str(tmp_path / "other.pt"),
+                         "--src-weight", "0.75"]) == 0
+    mean, first = load_checkpoint(dst)["model"], load_checkpoint(src)["model"]
+    for k, v in first.items():
+        if v.is_floating_point():
+            assert torch.allclose(mean[k], v + 0.25), k   # 0.75 * v + 0.25 * (v + 1)
+        else:
+            assert torch.equal(mean[k], v), k              # counters are the source's, not averaged
+    capsys.readouterr()
+    # Another model, a weight outside [0, 1], or a weight without a second checkpoint: one clear line, no file.
+    other["model_config"] = {**other["model_config"], "num_classes": 7}
+    torch.save(other, tmp_path / "other.pt")
+    for extra in (["--average-with", str(tmp_path / "other.pt")],
+                  ["--average-with", src, "--src-weight", "1.5"], ["--src-weight", "0.3"]):
+        assert segment_main(["export-weights", src, str(tmp_path / "bad.pt"), *extra]) == 2
+        assert "error:" in capsys.readouterr().err
+    assert not (tmp_path / "bad.pt").exists()
