@@ -85,7 +85,7 @@ def test_cache_key_follows_calibration_set_and_settings(tiny, tmp_path):
     Image.fromarray(synthetic_scene(*SIZE, seed=300)).save(folder / "2.png")  # another photo under the same name
     assert _calib_tag(folder, 3) != tag
     assert _calib_tag(folder, 2) != _calib_tag(folder, 3)
-    tags = {Int8Settings().tag(), Int8Settings(ignored=("stem",)).tag(), Int8Settings(preset="mixed").tag(),
+    tags = {Int8Settings().tag(), Int8Settings(ignored=("stem",)).tag(), Int8Settings(preset="performance").tag(),
             Int8Settings(fast_bias_correction=False).tag()}
     assert len(tags) == 4
     assert f"-{_calib_tag(BUNDLED_PHOTOS, 3)}-{Int8Settings().tag()}.ir" in str(bundled)
