@@ -53,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     n = sum(v.numel() for v in out["model"].values())
-    print(f"wrote {args.dst}: {n / 1e6:.2f}M values, mIoU {out.get('metrics', {}).get('miou', float('nan')):.4f}")
+    miou = out.get("metrics", {}).get("miou")
+    has_val = isinstance(miou, float) and miou == miou  # NaN: the run had no val split
+    scored = f"val mIoU {miou:.4f}" if has_val else "no val metrics (trained without a val split)"
+    print(f"wrote {args.dst}: {n / 1e6:.2f}M values, {scored}")
     return 0
 
 
