@@ -118,7 +118,9 @@ def interpolate_weights(a: dict, b: dict, *, src_weight: float, names: tuple[str
         vb = b["model"][k]
         if va.shape != vb.shape:
             raise ValueError(f"{names[1]}: layer {k} has shape {tuple(vb.shape)}, {names[0]} {tuple(va.shape)}")
-        out[k] = (src_weight * va.float() + (1.0 - src_weight) * vb.float()).to(va.dtype) if va.is_floating_point() else va
+        if va.is_floating_point():
+            va = (src_weight * va.float() + (1.0 - src_weight) * vb.float()).to(va.dtype)
+        out[k] = va
     return out
 
 
