@@ -36,25 +36,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--average-with", metavar="CKPT",
                    help="write a weighted mean of SRC's weights and CKPT's (another fine-tune of the same model, "
                         "e.g. the weights SRC started from)")
-    p.add_argument("--src-weight", type=float, default=0.5,
+    p.add_argument("--src-weight", type=float,
                    help="with --average-with: SRC's share, in [0, 1]; CKPT gets the rest (default: 0.5)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.checkpointing import export_weights
+    import math
 
     from segment.errors import UserError
+    from train.checkpointing import export_weights
 
-    if args.average_with is None and args.src_weight != 0.5:
+    if args.src_weight is not None and args.average_with is None:
         raise UserError("--src-weight needs --average-with (the checkpoint to average SRC with)")
+    src_weight = 0.5 if args.src_weight is None else args.src_weight
     try:
-        out = export_weights(args.src, args.dst, average_with=args.average_with, src_weight=args.src_weight,
+        out = export_weights(args.src, args.dst, average_with=args.average_with, src_weight=src_weight,
                              **dict(args.note))
     except ValueError as e:
         raise UserError(str(e)) from None
     n = sum(v.numel() for v in out["model"].values())
     miou = out.get("metrics", {}).get("miou")
-    has_val = isinstance(miou, float) and miou == miou  # NaN: the run had no val split
+    has_val = isinstance(miou, float) and not math.isnan(miou)  # NaN: the run had no val split
     scored = f"val mIoU {miou:.4f}" if has_val else "no val metrics (trained without a val split)"
     print(f"wrote {args.dst}: {n / 1e6:.2f}M values, {scored}")
     return 0
