@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -254,6 +255,12 @@ class DemoHandlers:
         several = len(self.models) > 1
 
         def work() -> None:
+            start = time.perf_counter()
+            prepare_all()
+            if not self._stop.is_set():  # timings taken from here on do not share the CPU with it
+                report(f"segment demo: background preparation done in {time.perf_counter() - start:.1f} s")
+
+        def prepare_all() -> None:
             for resolution in resolutions:
                 for entry in self.models.values():
                     for aspect in dict.fromkeys((*aspects, "2:1")):  # 2:1 always, last if not listed

@@ -213,7 +213,9 @@ def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
     cold = DemoHandlers(predictor=Predictor.from_checkpoint(small_checkpoint), settings=DemoSettings())
     order = []
     cold.prepare_in_background(["half"], report=order.append).join(timeout=300)
-    assert [line.split(" for ")[1].split()[0] for line in order] == ["4:3", "2:1", "3:4"]
+    assert [line.split(" for ")[1].split()[0] for line in order[:-1]] == ["4:3", "2:1", "3:4"]
+    # The last line says the CPU is the requests' alone from now on (timings taken before share it).
+    assert order[-1].startswith("segment demo: background preparation done in ")
 
     predictor = Predictor.from_checkpoint(small_checkpoint)
     handlers = DemoHandlers(predictor=predictor, settings=DemoSettings())
@@ -222,11 +224,11 @@ def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
     lines = []
     handlers.prepare_in_background(["half"], report=lines.append).join(timeout=300)
     assert set(predictor._backends) == {(512, 1024), buckets("half")["4:3"], buckets("half")["3:4"]}
-    assert len(lines) == 2 and all(line.startswith("segment demo: prepared half for ") for line in lines)
-    # Stopping (segment demo does it on exit): no further bucket is started.
+    assert len(lines) == 3 and all(line.startswith("segment demo: prepared half for ") for line in lines[:2])
+    # Stopping (segment demo does it on exit): no further bucket is started, and no "done" is claimed.
     handlers.stop_background()
     handlers.prepare_in_background(["full"], report=lines.append).join(timeout=60)
-    assert len(lines) == 2 and len(predictor._backends) == 3
+    assert len(lines) == 3 and len(predictor._backends) == 3
 
 
 def test_a_bucket_waiting_to_build_does_not_hold_up_requests(small_checkpoint, tmp_path):

@@ -93,7 +93,7 @@ def test_background_preparation_warms_the_other_model(tmp_path, checkpoint_write
     assert set(models[0].predictor._backends) == {(512, 1024)} and not models[1].predictor._backends
     lines = []
     handlers.prepare_in_background(["half"], aspects=(), report=lines.append).join(timeout=300)
-    assert len(lines) == 1 and lines[0].startswith("segment demo: prepared half for 2:1 photos (MobileNetV3-Small)")
+    assert len(lines) == 2 and lines[0].startswith("segment demo: prepared half for 2:1 photos (MobileNetV3-Small)")
     assert set(models[1].predictor._backends) == {(512, 1024)}
     assert set(handlers.model_ms[(512, 1024)]) == {"large", "small"}  # the page can compare from the first request
     handlers.stop_background()
