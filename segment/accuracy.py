@@ -36,7 +36,7 @@ def guard_passes(*, precision: str, agreement: float | None, miou_drop: float | 
     """
     if miou_drop is not None and miou_drop >= MAX_MIOU_DROP:
         return False
-    if precision == "int8":
+    if precision.split("+")[0] == "int8":  # "int8+bf16": int8 with its float layers at bf16
         return miou_drop is not None
     return agreement is None or agreement >= min_agreement
 

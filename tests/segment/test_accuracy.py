@@ -71,3 +71,5 @@ def test_the_guard_judges_float_precisions_by_agreement_and_int8_by_miou():
     assert verdict("int8", 0.993, -0.04) and verdict("int8", 0.989, 0.37)
     assert not verdict("int8", 0.999, 0.6)
     assert not verdict("int8", 0.999, None)  # int8 needs a labelled-set measurement
+    # The label of int8 whose float layers ran bf16 (a benchmark row's precision) is judged as int8.
+    assert verdict("int8+bf16", 0.993, 0.18) and not verdict("int8+bf16", 0.999, 0.6)

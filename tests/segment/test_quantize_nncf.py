@@ -56,7 +56,7 @@ def test_int8_agrees_with_fp32_on_most_pixels(tiny):
     for precision in ("fp32", "int8"):
         backend = build_backend(p.model, mean=p.mean_unit, std=p.std_unit, size=SIZE, cache_dir=cache,
                                 spec=BackendSpec(backend="openvino", precision=precision, threads=1), calib_count=3)
-        assert backend.precision == precision
+        assert backend.precision == (_int8_label() if precision == "int8" else precision)
         run[precision] = [backend.run(synthetic_scene(*SIZE, seed=50 + i)[None]) for i in range(3)]
     agree, confident, corr = [], [], []
     for f, q in zip(run["fp32"], run["int8"]):
@@ -112,7 +112,7 @@ def test_a_predictor_builds_and_names_the_int8_model_of_its_settings(tiny):
     variant = Predictor(model=p.model, classes=p.classes, palette=p.palette, mean=p.mean_unit, std=p.std_unit,
                         backend="openvino", precision="int8", threads=1, cache_dir=cache, int8_settings=bare)
     backend = variant.build(BackendSpec(backend="openvino", precision="int8", threads=1), SIZE)
-    assert backend.precision == "int8"
+    assert backend.precision == "int8"  # no convolution left in float: plain int8 on any CPU
     xml = next(cache.rglob(f"graph-int8-nncf-*-{bare.tag()}.ir/model.xml"))
     layers = fake_quantized_layers(xml)
     # The gate and classifiers run int8 too; NNCF itself leaves the stem's conv on the image in float.
@@ -121,6 +121,28 @@ def test_a_predictor_builds_and_names_the_int8_model_of_its_settings(tiny):
                                                                if n.startswith("/head/")}
     assert int8_quantizer("openvino", None, int8_settings=bare) != int8_quantizer("openvino", None)
     assert bare.tag() in int8_quantizer("openvino", None, int8_settings=bare)
+
+
+def _int8_label() -> str:
+    """What an OpenVINO int8 backend must call itself here: its float layers run bf16 where OpenVINO has bf16."""
+    from segment.backends.openvino_backend import _core
+
+    return "int8+bf16" if "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "int8"
+
+
+def test_int8_runs_its_float_layers_at_bf16_where_the_cpu_has_it(tiny):
+    """The layers NNCF keeps in float (the stem here) run at the CPU's fast float precision,
+    and the label says which: read from the compiled graph, not assumed."""
+    from segment.backends.openvino_backend import conv_precisions
+
+    backend = build_backend(tiny[0].model, mean=tiny[0].mean_unit, std=tiny[0].std_unit, size=SIZE,
+                            spec=BackendSpec(backend="openvino", precision="int8", threads=1), cache_dir=tiny[1],
+                            calib_count=3)
+    found = set(conv_precisions(backend.compiled).values())
+    floats = found - {"u8", "i8"}
+    assert found & {"u8", "i8"}, found  # quantized convolutions
+    assert floats == ({"bf16"} if _int8_label() == "int8+bf16" else {"f32"}), found
+    assert backend.precision == _int8_label()
 
 
 def test_quantizing_writes_nothing_on_stdout(tiny, capfd):
