@@ -24,6 +24,25 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop, timeout) ends the server like Ctrl+C does, so Gradio
+    closes cleanly and the private temp folder is removed at exit; processes forked from
+    this one keep the default SIGTERM.
+
+    The second half matters: OpenVINO's usage telemetry sends from a forked child and, at
+    exit, multiprocessing terminates such children with SIGTERM and joins them. A child that
+    inherited the handler above, blocked in C code (a DNS lookup on a machine without a
+    network), never ran it, and the demo hung at exit waiting for it.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+    os.register_at_fork(after_in_child=_default_sigterm)
+
+
+def _default_sigterm() -> None:
+    if signal.getsignal(signal.SIGTERM) is _interrupt:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from segment.commands.options import add_model_arguments
 
@@ -85,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         _warm_up_before_serving(handlers, models[0], warmed, backend=args.backend)
     private_temp_dir()
-    # SIGTERM (systemd, docker stop, timeout) ends the server like Ctrl+C does, so
-    # Gradio closes cleanly and the private temp folder is removed at exit.
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm()
     demo = build_app(settings=settings, handlers=handlers)
     others = "".join(f"; also {m.title}, prepared in the background" for m in models[1:])
     print(f"segment demo: {predictor.name} on {_backend_line(predictor)}{others}; "

@@ -121,3 +121,28 @@ def test_bundled_models_are_offered_default_first(tmp_path, monkeypatch, checkpo
     assert main(["demo", "--model", "small", "--checkpoint", str(small)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("segment demo: error:") and "pass only one" in err and "\n" not in err
+
+
+def test_a_process_forked_from_the_demo_dies_on_sigterm():
+    """The demo turns SIGTERM into a clean stop, but a child forked from it (OpenVINO's usage
+    telemetry sends from one, and multiprocessing terminates it with SIGTERM at exit) must die
+    on it: with the demo's handler inherited, a child blocked in C code never ran it and the
+    demo hung at exit joining it."""
+    from serve.cli import stop_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_on_sigterm()
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # the demo's own clean stop
+        pid = os.fork()
+        if pid == 0:
+            try:
+                time.sleep(60)
+            finally:
+                os._exit(3)  # the inherited handler's way out: never back into this test run
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status
+    finally:
+        signal.signal(signal.SIGTERM, before)
