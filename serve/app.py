@@ -281,6 +281,11 @@ class DemoHandlers:
         thread.start()
         return thread
 
+    def background_busy(self) -> bool:
+        """Whether a bucket is being prepared or a model's auto selection is measuring."""
+        waits = [getattr(e.predictor, "wait_background", None) for e in self.models.values()]
+        return any(t.is_alive() for t in self._background) or any(w is not None and not w(0) for w in waits)
+
     def stop_background(self, timeout: float = 120.0) -> None:
         """Let the background preparation finish the bucket it is on and stop; call before exiting
         (a thread still inside the engines at interpreter shutdown can abort the process)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         _serve_while_selecting(models, reselect=args.reselect)
     else:
         _warm_up_before_serving(handlers, models[0], warmed, backend=args.backend)
-    private_temp_dir()
+    temp_dir = private_temp_dir()
     stop_on_sigterm()
     demo = build_app(settings=settings, handlers=handlers)
     others = "".join(f"; also {m.title}, prepared in the background" for m in models[1:])
@@ -128,8 +129,27 @@ def run(args: argparse.Namespace) -> int:
         demo.close()
         print("segment demo: stopped", flush=True)
     finally:
-        handlers.stop_background()
+        finish_background(handlers, temp_dir=temp_dir)
     return 0
+
+
+def finish_background(handlers, *, temp_dir: Path | None = None) -> None:
+    """At exit: let the background work finish the export or measurement it is on (a thread
+    still inside an engine at interpreter shutdown can abort the process), saying so, since
+    that can take half a minute (an int8 calibration at full). A second Ctrl+C or SIGTERM
+    quits at once: every file is written atomically, so an export cut short leaves at most a
+    temporary file, never a model that loads."""
+    if not handlers.background_busy():
+        return
+    print("segment demo: letting the background export or measurement finish its current step "
+          "(Ctrl+C again to quit now)", flush=True)
+    try:
+        handlers.stop_background()
+    except KeyboardInterrupt:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)  # what atexit would have removed
+        print("segment demo: quit without waiting", flush=True)
+        os._exit(130)  # skips the interpreter's shutdown, which the engine's thread could abort
 
 
 def _warm_up_before_serving(handlers, model, resolutions: list[str], *, backend: str) -> None:

@@ -222,7 +222,10 @@ def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
     handlers.warm_up("half")
     assert set(predictor._backends) == {(512, 1024)}
     lines = []
-    handlers.prepare_in_background(["half"], report=lines.append).join(timeout=300)
+    thread = handlers.prepare_in_background(["half"], report=lines.append)
+    assert handlers.background_busy()  # what segment demo's exit waits for, and says it waits for
+    thread.join(timeout=300)
+    assert not handlers.background_busy()
     assert set(predictor._backends) == {(512, 1024), buckets("half")["4:3"], buckets("half")["3:4"]}
     assert len(lines) == 3 and all(line.startswith("segment demo: prepared half for ") for line in lines[:2])
     # Stopping (segment demo does it on exit): no further bucket is started, and no "done" is claimed.

@@ -146,3 +146,39 @@ def test_a_process_forked_from_the_demo_dies_on_sigterm():
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+class _Background:
+    def __init__(self, *, busy: bool, interrupted: bool):
+        self.busy, self.interrupted, self.waited = busy, interrupted, False
+
+    def background_busy(self) -> bool:
+        return self.busy
+
+    def stop_background(self) -> None:
+        self.waited = True
+        if self.interrupted:  # a second Ctrl+C while the export finishes
+            raise KeyboardInterrupt
+
+
+def test_a_second_interrupt_quits_without_waiting_for_the_background(monkeypatch, tmp_path, capsys):
+    """Stopping waits for the background export it is on (half a minute for an int8 calibration
+    at full) and says so; a second Ctrl+C quits at once, still removing the private temp folder."""
+    from serve import cli
+
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    temp = tmp_path / "segment-demo-private"
+    temp.mkdir()
+    cli.finish_background(_Background(busy=True, interrupted=True), temp_dir=temp)
+    out = capsys.readouterr().out
+    assert "Ctrl+C again to quit now" in out and "quit without waiting" in out
+    assert exits == [130] and not temp.exists()
+
+    waited = _Background(busy=True, interrupted=False)
+    cli.finish_background(waited, temp_dir=temp)
+    assert waited.waited and exits == [130] and "quit without waiting" not in capsys.readouterr().out
+
+    idle = _Background(busy=False, interrupted=False)
+    cli.finish_background(idle)
+    assert not idle.waited and capsys.readouterr().out == ""
