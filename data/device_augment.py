@@ -22,7 +22,7 @@ is that same pixel. Bilinear with ``padding_mode="border"`` is the replicated
 border RandomScaleCrop warps with; the result is rounded, as cv2 writes uint8.
 Labels are gathered at ``floor(x + 0.5)`` (cv2's nearest-neighbour rule), so they
 hold only source values. Output pixels outside the scaled image (``u + x0`` not in
-``[0, sw)``) are padding: image 0, label 255, as RandomScaleCrop writes them.
+``[0, sw)``) are padding: ``fill`` (uint8 RGB), label 255, as RandomScaleCrop writes them.
 A flip mirrors the output columns.
 """
 
@@ -171,6 +171,7 @@ class DeviceAugment:
     scale: tuple[float, float] = (0.5, 2.0)  # range of the scale factor
     log_scale: bool = False  # draw log(scale) uniformly (RandomScaleCrop's log_scale)
     hflip: bool = True  # flip with probability 0.5
+    fill: tuple[float, float, float] = (0.0, 0.0, 0.0)  # uint8 RGB of the padding (data.transforms.pad_value)
     mean: tuple[float, float, float] = IMAGENET_MEAN  # on [0, 1] pixels, as data.transforms normalizes
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -200,7 +201,7 @@ class DeviceAugment:
             index = torch.tensor(rows, device=u.device)
             out_images[index], out_labels[index] = warp(
                 torch.stack([images[i] for i in rows]), torch.stack([labels[i] for i in rows]),
-                params.select(index), self.crop)
+                params.select(index), self.crop, fill=self.fill)
         return self.normalize(out_images), out_labels
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -233,8 +234,10 @@ def axis_map(offset: torch.Tensor, scaled: torch.Tensor, source: int, out: int, 
     return grid.float(), nearest, inside
 
 
-def warp(images: torch.Tensor, labels: torch.Tensor, p: Params, crop: tuple[int, int]):
-    """Scale, crop, pad and flip same-size uint8 ``images`` (Bx3xHxW) and ``labels`` (BxHxW).
+def warp(images: torch.Tensor, labels: torch.Tensor, p: Params, crop: tuple[int, int],
+         fill: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+    """Scale, crop, pad (with ``fill``, uint8 RGB) and flip same-size uint8 ``images`` (Bx3xHxW)
+    and ``labels`` (BxHxW).
 
     Returns the image as float32 0-255 (rounded: cv2 writes uint8) and the labels as int64.
     """
@@ -245,7 +248,8 @@ def warp(images: torch.Tensor, labels: torch.Tensor, p: Params, crop: tuple[int,
     grid = torch.stack([gx[:, None, :].expand(b, ch, cw), gy[:, :, None].expand(b, ch, cw)], dim=-1)
     out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     inside = in_y[:, :, None] & in_x[:, None, :]
-    out = torch.round(out).masked_fill_(~inside[:, None], 0.0)
+    pad = torch.tensor(fill, dtype=out.dtype, device=out.device).view(1, 3, 1, 1)
+    out = torch.where(inside[:, None], torch.round(out), pad)
     rows = torch.arange(b, device=images.device)[:, None, None]
     lab = labels[rows, ny[:, :, None], nx[:, None, :]].long().masked_fill_(~inside, IGNORE_INDEX)
     return out, lab

@@ -6,7 +6,8 @@ MEAN/STD) and ``"mask"`` (uint8 tensor HxW). The datasets turn the mask into
 int64.
 
 Training follows DeepLab's Cityscapes recipe, which the MobileNetV3 paper used:
-random scale 0.5-2.0, pad (image 0, mask 255 = ignore) up to the crop, random
+random scale 0.5-2.0, pad (image: the mean colour, which normalizes to zero, as
+DeepLab pads with its mean pixel; mask 255 = ignore) up to the crop, random
 769x769 crop, horizontal flip. Masks are always resampled nearest-neighbour so
 they hold only trainIds and 255.
 """
@@ -41,7 +42,7 @@ class RandomScaleCrop(A.DualTransform):
     never builds the scaled full image: at scale 2 a 1024x2048 frame would
     become 2048x4096 (25 MB) only for a 769x769 window to be kept. One
     ``cv2.warpAffine`` computes just the output pixels, and pixels that fall
-    outside the source (the padding) get image 0 / mask 255. Where the scaled
+    outside the source (the padding) get ``fill`` / mask 255. Where the scaled
     image is smaller than the crop, it lands at a random place inside it.
     """
 
@@ -50,7 +51,7 @@ class RandomScaleCrop(A.DualTransform):
         *,
         size: tuple[int, int] = (769, 769),  # (height, width) of the output crop
         scale: tuple[float, float] = (0.5, 2.0),  # range of the scale factor
-        fill: float = 0.0,  # image value outside the source
+        fill: float | tuple[float, float, float] = 0.0,  # image value outside the source (one, or per channel)
         fill_mask: float = IGNORE_INDEX,  # mask value outside the source: ignored
         log_scale: bool = False,  # draw log(scale) uniformly: as many shrinks as enlargements of each factor
         p: float = 1.0,
@@ -134,6 +135,7 @@ def train_transform(
     fast: bool = True,
     log_scale: bool = False,
     photometric: bool = False,
+    pad_fill: str = "mean",
 ) -> A.Compose:
     """The paper's training augmentation.
 
@@ -142,13 +144,16 @@ def train_transform(
     PadIfNeeded, RandomCrop), kept as the reference the fast path is measured
     and tested against (uniform scale only). ``log_scale``: draw the scale
     log-uniformly (fast path). ``photometric``: colour and exposure changes
-    after the crop (:func:`photometric_transforms`).
+    after the crop (:func:`photometric_transforms`). ``pad_fill``: what pads a
+    scaled image smaller than the crop (:func:`pad_value`).
     """
     ch, cw = crop
     if log_scale and not fast:
         raise ValueError("log_scale needs the fast path (fast=True)")
+    fill = pad_value(pad_fill)
     if fast:
-        geometric: list[A.BasicTransform] = [RandomScaleCrop(size=(ch, cw), scale=scale, log_scale=log_scale)]
+        geometric: list[A.BasicTransform] = [RandomScaleCrop(size=(ch, cw), scale=scale, log_scale=log_scale,
+                                                             fill=fill)]
     else:
         geometric = [
             A.RandomScale(
@@ -157,13 +162,27 @@ def train_transform(
             ),
             A.PadIfNeeded(
                 min_height=ch, min_width=cw, position="random",
-                border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE_INDEX,
+                border_mode=cv2.BORDER_CONSTANT, fill=fill, fill_mask=IGNORE_INDEX,
             ),
             A.RandomCrop(height=ch, width=cw),
         ]
     if hflip:
         geometric.append(A.HorizontalFlip(p=0.5))
     return A.Compose(geometric + (photometric_transforms() if photometric else []) + _normalize())
+
+
+PAD_FILLS = ("mean", "black")
+
+
+def pad_value(pad_fill: str) -> tuple[float, float, float]:
+    """The uint8 RGB value that pads training crops: "mean", the normalization mean, which
+    normalizes to zero, as DeepLab pads with its mean pixel (and as ``segment predict`` pads);
+    "black", 0, which normalizes to about -2 (what the shipped weights were trained with)."""
+    if pad_fill not in PAD_FILLS:
+        raise ValueError(f"unknown pad fill {pad_fill!r}; choose one of {', '.join(PAD_FILLS)}")
+    from segment.sizes import pad_colour
+
+    return tuple(float(v) for v in pad_colour(MEAN)) if pad_fill == "mean" else (0.0, 0.0, 0.0)
 
 
 class ResizeImageOnly(A.ImageOnlyTransform):

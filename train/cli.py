@@ -16,6 +16,7 @@ import sys
 _FIELDS = {
     "dataset": "dataset", "data_root": "data_root", "train_split": "train_split", "val_split": "val_split",
     "preset": "preset", "crop": "crop", "scale": "scale", "log_scale": "log_scale", "photometric": "photometric",
+    "pad_fill": "pad_fill",
     "batch": "batch", "iters": "iters", "lr": "lr",
     "lr_schedule": "lr_schedule", "warmup_iters": "warmup_iters", "optimizer": "optimizer",
     "weight_decay": "weight_decay", "momentum": "momentum", "loss": "loss", "class_weighting": "class_weighting",
@@ -59,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=None,
                    help="random exposure, contrast, saturation and white balance after the crop, for photos "
                         "from other cameras and light (default: off, as the paper; CPU data path only)")
+    g.add_argument("--pad-fill", choices=["mean", "black"],
+                   help="what pads a crop where the scaled image is smaller: the mean colour, zero after "
+                        "normalizing, as DeepLab pads (default), or black (what the shipped weights used)")
     g.add_argument("--workers", type=int, help="DataLoader workers per process")
     g.add_argument("--data-on-device", action=argparse.BooleanOptionalAction, default=None,
                    help="decode the training set once onto the training device and augment it there, batched "

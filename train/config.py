@@ -21,6 +21,7 @@ class TrainConfig:
     log_scale: bool = False  # draw the scale log-uniformly (False: uniformly, DeepLab's)
     hflip: bool = True  # random horizontal flip
     photometric: bool = False  # random exposure, contrast, saturation, white balance (data.transforms)
+    pad_fill: str = "mean"  # what pads crops of small scales: mean (DeepLab's mean pixel) | black (data.transforms)
     eval_size: str = "native"  # image size the model sees at evaluation: native | half | full | HxW
     workers: int = 4  # DataLoader worker processes per rank
     data_on_device: bool = False  # hold the training set on the device, augment it there (train.device_data)
@@ -65,6 +66,8 @@ class TrainConfig:
         unknown = sorted(set(d) - set(known))
         if unknown:
             raise ValueError(f"train config has unknown fields {unknown}")
+        # Runs saved before pad_fill existed padded with black: resuming one keeps its data as it was.
+        d = {"pad_fill": "black", **d}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def override(self, **changes) -> "TrainConfig":

@@ -66,5 +66,8 @@ def device_loader(cfg, train_set, *, sampler, device: torch.device, main_rank: b
     data, seconds = load_timed(train_set, device=device, name=name, workers=cfg.workers)
     echo(f"--data-on-device: {len(data)} images ({data.nbytes / 1e9:.2f} GB as uint8) decoded onto {device} "
          f"in {seconds:.1f} s", enabled=main_rank)
-    augment = DeviceAugment(crop=tuple(cfg.crop), scale=tuple(cfg.scale), log_scale=cfg.log_scale, hflip=cfg.hflip)
+    from data.transforms import pad_value
+
+    augment = DeviceAugment(crop=tuple(cfg.crop), scale=tuple(cfg.scale), log_scale=cfg.log_scale, hflip=cfg.hflip,
+                            fill=pad_value(cfg.pad_fill))
     return DeviceLoader(data, augment, sampler, device=device)

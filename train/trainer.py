@@ -206,7 +206,8 @@ def build_datasets(cfg: TrainConfig):
                         "(for synthetic data, write one with 'segment synth --out DIR')")
     train_set = build_dataset(name=cfg.dataset, root=cfg.data_root, split=cfg.train_split,
                               transform=train_transform(crop=tuple(cfg.crop), scale=tuple(cfg.scale), hflip=cfg.hflip,
-                                                        log_scale=cfg.log_scale, photometric=cfg.photometric))
+                                                        log_scale=cfg.log_scale, photometric=cfg.photometric,
+                                                        pad_fill=cfg.pad_fill))
     if cfg.extra_train:
         from train.concat import ConcatTrainSet, parse_extra
 

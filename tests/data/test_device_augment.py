@@ -10,7 +10,7 @@ import torch
 
 from data.device_augment import UNIFORMS, DeviceAugment, DeviceDataset, Params, check_fits, warp
 from data.labels import IGNORE_INDEX
-from data.transforms import MEAN, STD, RandomScaleCrop, train_transform
+from data.transforms import MEAN, STD, RandomScaleCrop, pad_value, train_transform
 from segment.errors import UserError
 
 
@@ -59,9 +59,11 @@ def smooth_image(h, w):
     return np.stack([base, base + 20 * np.cos(yy / 3.0), 255 - base], axis=-1).clip(0, 255).astype(np.uint8)
 
 
-def test_warp_equals_random_scale_crop_for_the_same_draws():
+@pytest.mark.parametrize("pad_fill", ["mean", "black"])
+def test_warp_equals_random_scale_crop_for_the_same_draws(pad_fill):
     """Same scale, offsets and flip: labels identical to RandomScaleCrop's (cv2) pixel for pixel,
-    the image within one grey level (cv2 interpolates in fixed point)."""
+    the image within one grey level (cv2 interpolates in fixed point), padding included."""
+    fill = pad_value(pad_fill)
     h, w, crop = 37, 53, (40, 45)
     image = smooth_image(h, w)
     yy, xx = np.mgrid[:h, :w]
@@ -74,14 +76,14 @@ def test_warp_equals_random_scale_crop_for_the_same_draws():
         y0 = int(rng.integers(min(0, sh - crop[0]), max(0, sh - crop[0]) + 1))
         x0 = int(rng.integers(min(0, sw - crop[1]), max(0, sw - crop[1]) + 1))
         flip = bool(rng.integers(2))
-        cpu = RandomScaleCrop(size=crop, scale=(0.3, 2.5))
+        cpu = RandomScaleCrop(size=crop, scale=(0.3, 2.5), fill=fill)
         cpu.py_random = FixedDraws(s, [y0, x0])
         params = cpu.get_params_dependent_on_data({"shape": image.shape}, {})
         ref_image, ref_mask = cpu.apply(image, **params), cpu.apply_to_mask(mask, **params)
         if flip:
             ref_image, ref_mask = ref_image[:, ::-1], ref_mask[:, ::-1]
         p = Params(*(torch.tensor([v]) for v in (sh, sw, y0, x0, flip)))
-        out, out_mask = warp(img[None], lab[None], p, crop)
+        out, out_mask = warp(img[None], lab[None], p, crop, fill=fill)
         assert np.array_equal(out_mask[0].numpy(), ref_mask)
         assert np.abs(out[0].permute(1, 2, 0).numpy() - ref_image).max() <= 1.0
 
