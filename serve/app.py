@@ -287,15 +287,17 @@ class DemoHandlers:
         return any(t.is_alive() for t in self._background) or any(w is not None and not w(0) for w in waits)
 
     def stop_background(self, timeout: float = 120.0) -> None:
-        """Let the background preparation finish the bucket it is on and stop; call before exiting
-        (a thread still inside the engines at interpreter shutdown can abort the process)."""
+        """Let the background preparation finish the bucket it is on and stop, waiting at most
+        ``timeout`` seconds in all; call before exiting (a thread still inside the engines at
+        interpreter shutdown can abort the process)."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         for thread in self._background:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         for entry in self.models.values():  # backend="auto" measures in a thread of its own
             stop = getattr(entry.predictor, "stop_background", None)
             if stop is not None:
-                stop(timeout)
+                stop(max(0.0, deadline - time.monotonic()))
 
     def load(self, upload: Upload):
         if upload.data is not None:

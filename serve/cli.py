@@ -133,23 +133,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def finish_background(handlers, *, temp_dir: Path | None = None) -> None:
-    """At exit: let the background work finish the export or measurement it is on (a thread
-    still inside an engine at interpreter shutdown can abort the process), saying so, since
-    that can take half a minute (an int8 calibration at full). A second Ctrl+C or SIGTERM
-    quits at once: every file is written atomically, so an export cut short leaves at most a
-    temporary file, never a model that loads."""
+STOP_GRACE_S = 5.0  # how long an exit waits for the background work to reach a stopping point
+
+
+def finish_background(handlers, *, temp_dir: Path | None = None, grace_s: float = STOP_GRACE_S) -> None:
+    """At exit: give the background work ``grace_s`` to finish the step it is on, then quit
+    without it, as a second Ctrl+C or SIGTERM does at once.
+
+    Waiting for it outright could take half a minute (an int8 calibration at full), longer
+    than ``docker stop`` waits before its SIGKILL. Quitting skips the interpreter's shutdown
+    (``os._exit``), which a thread still inside an engine can abort. Nothing is lost: every
+    file is written atomically, so an export cut short leaves no model that loads, and the
+    next start does it again.
+    """
     if not handlers.background_busy():
         return
-    print("segment demo: letting the background export or measurement finish its current step "
-          "(Ctrl+C again to quit now)", flush=True)
+    print(f"segment demo: stopping the background work (up to {grace_s:g} s; Ctrl+C again to quit now)",
+          flush=True)
     try:
-        handlers.stop_background()
+        handlers.stop_background(timeout=grace_s)
     except KeyboardInterrupt:
-        if temp_dir is not None:
-            shutil.rmtree(temp_dir, ignore_errors=True)  # what atexit would have removed
-        print("segment demo: quit without waiting", flush=True)
-        os._exit(130)  # skips the interpreter's shutdown, which the engine's thread could abort
+        _quit_now(temp_dir, code=130)
+    if handlers.background_busy():
+        _quit_now(temp_dir, code=0)
+
+
+def _quit_now(temp_dir: Path | None, *, code: int) -> None:
+    if temp_dir is not None:
+        shutil.rmtree(temp_dir, ignore_errors=True)  # what atexit would have removed
+    print("segment demo: quit without waiting for the export in progress (the next start redoes it)", flush=True)
+    os._exit(code)
 
 
 def _warm_up_before_serving(handlers, model, resolutions: list[str], *, backend: str) -> None:

@@ -149,36 +149,49 @@ def test_a_process_forked_from_the_demo_dies_on_sigterm():
 
 
 class _Background:
-    def __init__(self, *, busy: bool, interrupted: bool):
-        self.busy, self.interrupted, self.waited = busy, interrupted, False
+    """Background work that stops when asked (``stops``), keeps going (an export in an engine),
+    or is interrupted while the exit waits for it (a second Ctrl+C)."""
+
+    def __init__(self, *, busy: bool, stops: bool = True, interrupted: bool = False):
+        self.busy, self.stops, self.interrupted, self.timeouts = busy, stops, interrupted, []
 
     def background_busy(self) -> bool:
         return self.busy
 
-    def stop_background(self) -> None:
-        self.waited = True
-        if self.interrupted:  # a second Ctrl+C while the export finishes
+    def stop_background(self, timeout: float) -> None:
+        self.timeouts.append(timeout)
+        if self.interrupted:
             raise KeyboardInterrupt
+        self.busy = self.busy and not self.stops
 
 
-def test_a_second_interrupt_quits_without_waiting_for_the_background(monkeypatch, tmp_path, capsys):
-    """Stopping waits for the background export it is on (half a minute for an int8 calibration
-    at full) and says so; a second Ctrl+C quits at once, still removing the private temp folder."""
+def test_the_exit_waits_a_few_seconds_for_the_background_then_quits(monkeypatch, tmp_path, capsys):
+    """An exit gives the background work a few seconds (an int8 calibration at full would take
+    half a minute, longer than docker stop waits), then quits without it, removing the private
+    temp folder as atexit would; a second Ctrl+C quits at once."""
     from serve import cli
 
     exits = []
-    monkeypatch.setattr(os, "_exit", exits.append)
+
+    def fake_exit(code):  # os._exit never returns
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
     temp = tmp_path / "segment-demo-private"
-    temp.mkdir()
-    cli.finish_background(_Background(busy=True, interrupted=True), temp_dir=temp)
-    out = capsys.readouterr().out
-    assert "Ctrl+C again to quit now" in out and "quit without waiting" in out
-    assert exits == [130] and not temp.exists()
 
-    waited = _Background(busy=True, interrupted=False)
-    cli.finish_background(waited, temp_dir=temp)
-    assert waited.waited and exits == [130] and "quit without waiting" not in capsys.readouterr().out
+    done = _Background(busy=True)
+    cli.finish_background(done, temp_dir=temp)
+    assert done.timeouts == [cli.STOP_GRACE_S] and exits == []
+    assert "Ctrl+C again to quit now" in capsys.readouterr().out
 
-    idle = _Background(busy=False, interrupted=False)
+    for work, code in ((_Background(busy=True, stops=False), 0), (_Background(busy=True, interrupted=True), 130)):
+        temp.mkdir()
+        with pytest.raises(SystemExit):
+            cli.finish_background(work, temp_dir=temp)
+        assert exits[-1] == code and not temp.exists()
+        assert "quit without waiting" in capsys.readouterr().out
+
+    idle = _Background(busy=False)
     cli.finish_background(idle)
-    assert not idle.waited and capsys.readouterr().out == ""
+    assert idle.timeouts == [] and capsys.readouterr().out == ""
