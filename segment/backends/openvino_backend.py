@@ -17,7 +17,8 @@ import numpy as np
 
 from segment.backends.base import Backend, BackendError, BackendSpec, resolve_threads
 
-_HINT = {"fp32": "f32", "bf16": "bf16", "mixed": "bf16", "int8": "f32"}  # int8: see _int8_hint
+# int8: the precision of the layers NNCF keeps in float, f32 on CPUs without bf16 (_compile_hint).
+_HINT = {"fp32": "f32", "bf16": "bf16", "mixed": "bf16", "int8": "f32"}
 _CONVS = ("Convolution", "GroupConvolution")
 _LABEL = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
@@ -45,15 +46,20 @@ def _precision_label(compiled, requested: str) -> str:
     return "+".join(sorted(found)) or "unknown"  # several precisions in one graph: say so, do not round it off
 
 
-def _int8_hint(core) -> str:
-    """The precision of the layers an int8 model keeps in float: bf16 where the CPU has it.
+def _has_bf16(core) -> bool:
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _compile_hint(core, precision: str) -> str:
+    """``INFERENCE_PRECISION_HINT`` for a single-graph precision; int8's float layers run at bf16
+    where the CPU has it.
 
     On an AMD EPYC Zen 5 (avx512_bf16, VNNI, no AMX) the large model's int8 took 96.9 ms
     at 1024x2048 on 2 threads with those layers in f32, no faster than bf16 (109.0) or mixed
     (118.2); with them in bf16 it took 84.5 ms, and its mIoU drop on the guard's labelled set
     stayed under 0.5 points (docs/inference.md, "int8 with NNCF").
     """
-    return "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+    return "bf16" if precision == "int8" and _has_bf16(core) else _HINT[precision]
 
 
 def _with_io(model, *, handover_in: bool = False, handover_out: bool = False):
@@ -112,7 +118,7 @@ class OpenVinoBackend(Backend):
         self.size = tuple(size)
         self.threads = resolve_threads(spec.threads)
         core = _core()
-        if spec.precision in ("bf16", "mixed") and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if spec.precision in ("bf16", "mixed") and not _has_bf16(core):
             raise BackendError("this CPU has no bf16 support in OpenVINO; use precision fp32")
 
         def compile_at(model, hint: str):
@@ -123,8 +129,7 @@ class OpenVinoBackend(Backend):
 
         self.first = self.first_request = None
         if first_path is None:
-            hint = _int8_hint(core) if spec.precision == "int8" else _HINT[spec.precision]
-            self.compiled = compile_at(_with_io(core.read_model(str(model_path))), hint)
+            self.compiled = compile_at(_with_io(core.read_model(str(model_path))), _compile_hint(core, spec.precision))
             self.request = self.compiled.create_infer_request()
             self.precision = _precision_label(self.compiled, spec.precision)
         else:

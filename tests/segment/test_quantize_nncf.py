@@ -125,9 +125,9 @@ def test_a_predictor_builds_and_names_the_int8_model_of_its_settings(tiny):
 
 def _int8_label() -> str:
     """What an OpenVINO int8 backend must call itself here: its float layers run bf16 where OpenVINO has bf16."""
-    from segment.backends.openvino_backend import _core
+    from segment.backends.openvino_backend import _core, _has_bf16
 
-    return "int8+bf16" if "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "int8"
+    return "int8+bf16" if _has_bf16(_core()) else "int8"
 
 
 def test_int8_runs_its_float_layers_at_bf16_where_the_cpu_has_it(tiny):
