@@ -2,7 +2,7 @@
 
 Safety choices, each tested in tests/serve:
 - uploads are capped in bytes (``max_file_size``) and in pixels (checked from
-  the header before decoding, in ``segment.images.read_image``);
+  the header before decoding, in ``segment.images.read_photo``);
 - Gradio's own image preprocessing is bypassed (``photo_input``) because it
   opens every upload with Pillow before our checks could run;
 - Gradio's temporary folder is a fresh private one per server, so the file
@@ -46,7 +46,7 @@ from segment.images import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
     ImageError,
     blend,
-    read_image,
+    read_photo,
 )
 from segment.quantize import BUNDLED_PHOTOS  # noqa: E402
 from serve.outputs import (  # noqa: E402
@@ -62,7 +62,6 @@ from serve.segmentation import (  # noqa: E402
     DEFAULT_MAX_SIDE,
     DEFAULT_OPACITY,
     RESOLUTIONS,
-    fit_within,
     legend_html,
     ready_backend,
     segment_photo,
@@ -311,7 +310,8 @@ class DemoHandlers:
                                   f"{self.settings.max_upload_mb:g} MB upload limit")
             source = upload.path
         try:
-            return read_image(source, max_pixels=self.settings.max_pixels, name=upload.name)
+            return read_photo(source, max_side=self.settings.max_side, max_pixels=self.settings.max_pixels,
+                              name=upload.name)
         except ImageError as exc:
             raise _user_error(str(exc)) from None
 
@@ -336,13 +336,14 @@ class DemoHandlers:
             raise _user_error(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
         entry = self.model_for(model)
         clock = StageClock()
-        image = self.load(upload)
+        photo = self.load(upload)
         clock.lap("read")
-        ready_backend(entry.predictor, image.shape[:2], resolution=resolution, max_side=self.settings.max_side)
+        ready_backend(entry.predictor, photo.pixels.shape[:2], resolution=resolution, max_side=self.settings.max_side)
         clock.lap("build")
         with self.model_lock:
             clock.lap("wait")
-            result = segment_photo(entry.predictor, image, resolution=resolution, max_side=self.settings.max_side)
+            result = segment_photo(entry.predictor, photo.pixels, resolution=resolution, max_side=self.settings.max_side,
+                                   original_hw=photo.original_hw)
             self._record(entry.key, result.prediction)
             times = dict(self.model_ms[tuple(result.prediction.input_size)])
         clock.lap("prediction")  # request_stages splits it: the prediction, and colours and legend around it
@@ -413,8 +414,8 @@ class DemoHandlers:
             return None
         folder = Path(state["folder"])
         try:
-            photo = fit_within(read_image(state["source"], max_pixels=self.settings.max_pixels,
-                                          name=state.get("name", "image")), self.settings.max_side)
+            photo = read_photo(state["source"], max_side=self.settings.max_side, max_pixels=self.settings.max_pixels,
+                               name=state.get("name", "image")).pixels
             color = np.asarray(Image.open(folder / f"{state['stem']}_color.png").convert("RGB"))
         except (OSError, ImageError):  # deleted by the cache clean-up: the user must segment again
             raise _user_error("this result has expired; segment the photo again") from None

@@ -13,10 +13,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from segment.images import blend, colorize
+from segment.images import blend, colorize, fit_within, fitted_size
 from segment.predict import Prediction
 
 # Labels on the page: pixel budgets, the photo keeps its aspect ratio (512x1024 / 1024x2048 for 2:1).
@@ -46,23 +45,6 @@ class DemoResult:
         return blend(self.photo, self.color, opacity)
 
 
-def fitted_size(image_hw: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """(H, W) of a photo of ``image_hw`` once fitted inside ``max_side`` (never enlarged)."""
-    h, w = image_hw
-    scale = max_side / max(h, w)
-    if scale >= 1.0:
-        return h, w
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Downscale (area filter, never upscale) so the longer side is at most ``max_side``."""
-    h, w = fitted_size(image.shape[:2], max_side)
-    if (h, w) == image.shape[:2]:
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-
-
 def ready_backend(predictor, image_hw: tuple[int, int], *, resolution: str, max_side: int = DEFAULT_MAX_SIDE) -> None:
     """Build (export, compile; for backend "auto", choose or default) the backend that
     ``segment_photo`` will run a photo of ``image_hw`` on, if it is not built yet.
@@ -87,8 +69,9 @@ def legend(labels: np.ndarray, classes: list[str], palette: np.ndarray) -> list[
 
 
 def segment_photo(predictor, image: np.ndarray, *, resolution: str = "half",
-                  max_side: int = DEFAULT_MAX_SIDE) -> DemoResult:
-    """Segment one RGB uint8 photo at "half" or "full" resolution."""
+                  max_side: int = DEFAULT_MAX_SIDE, original_hw: tuple[int, int] | None = None) -> DemoResult:
+    """Segment one RGB uint8 photo at "half" or "full" resolution. ``original_hw``: the upload's
+    own size where ``image`` was already reduced while reading (``segment.images.read_photo``)."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
     photo = fit_within(image, max_side)
@@ -96,7 +79,7 @@ def segment_photo(predictor, image: np.ndarray, *, resolution: str = "half",
     color = colorize(prediction.labels, predictor.palette)
     return DemoResult(photo=photo, color=color, labels=prediction.labels,
                       legend=legend(prediction.labels, predictor.classes, predictor.palette),
-                      prediction=prediction, original_size=tuple(image.shape[:2]))
+                      prediction=prediction, original_size=tuple(original_hw or image.shape[:2]))
 
 
 def legend_html(entries: list[LegendEntry]) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segment.images import ImageError, blend, colorize, read_image, write_png
+from segment.images import ImageError, blend, colorize, fit_within, read_image, read_photo, write_png
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -29,6 +29,40 @@ def test_exif_orientation_is_applied():
     out = read_image(data)
     assert out.shape == (40, 20, 3)  # upright: taller than wide
     assert out[2, 10, 0] > 200 and out[-3, 10, 0] < 60  # the red half is now on top
+
+
+def _street_like(h: int, w: int) -> np.ndarray:
+    """Smooth gradients with a few hard edges: what a JPEG of a photo holds."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    arr = np.stack([255 * x / w, 255 * y / h, 128 + 100 * np.sin(x / 97.0)], axis=2)
+    arr[h // 3: h // 2, w // 4: w // 2] = (20, 200, 40)
+    return arr.astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt,reduced", [("JPEG", True), ("PNG", False)])
+def test_read_photo_fits_within_max_side(fmt, reduced):
+    arr = _street_like(1500, 2000)
+    data = encode(Image.fromarray(arr), fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    photo = read_photo(data, max_side=512)
+    assert photo.original_hw == (1500, 2000)
+    # A JPEG decodes at 1/4 scale (500 px >= 0.9 x 512) and is used as it is; a PNG is
+    # decoded whole and area-downscaled to exactly 512.
+    assert photo.pixels.shape == ((375, 500, 3) if reduced else (384, 512, 3))
+    reference = fit_within(read_image(data), max(photo.pixels.shape[:2]))
+    assert reference.shape == photo.pixels.shape
+    assert np.abs(reference.astype(int) - photo.pixels.astype(int)).mean() < 3.0
+    small = read_photo(data, max_side=4096)  # never enlarged, read at its own size
+    assert small.pixels.shape == (1500, 2000, 3) and small.original_hw == (1500, 2000)
+    assert fit_within(small.pixels, 4096) is small.pixels
+
+
+def test_read_photo_reports_the_upright_size_of_a_turned_jpeg():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 2000x1500 landscape, viewed as 1500x2000 portrait
+    data = encode(Image.fromarray(_street_like(1500, 2000)), "JPEG", quality=90, exif=exif.tobytes())
+    photo = read_photo(data, max_side=512)
+    assert photo.original_hw == (2000, 1500)
+    assert photo.pixels.shape == (500, 375, 3)
 
 
 @pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("RGB", "WEBP"),

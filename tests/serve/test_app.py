@@ -234,6 +234,23 @@ def test_common_photo_shapes_are_prepared_in_the_background(small_checkpoint):
     assert len(lines) == 3 and len(predictor._backends) == 3
 
 
+def test_a_big_jpeg_is_read_within_max_side_and_keeps_its_own_size(predictor, tmp_path):
+    """A phone-sized JPEG is decoded at a reduced scale within ``max_side`` (segment.images.read_photo);
+    the result says the photo's own size, and the downloads and the re-blend use the reduced pixels."""
+    from serve.app import DemoHandlers, DemoSettings, Upload
+
+    handlers = DemoHandlers(predictor=predictor, settings=DemoSettings(max_side=512))
+    photo = tmp_path / "phone.jpg"
+    y, x = np.mgrid[0:1500, 0:2000]
+    Image.fromarray(np.stack([x % 256, y % 256, (x + y) % 256], axis=2).astype(np.uint8)).save(photo, quality=90)
+    answer = handlers.segment(Upload(path=str(photo), data=None, name="phone.jpg"), "half")
+    details = answer[6]
+    assert details["original_hw"] == [1500, 2000] and details["output_hw"] == [375, 500]  # 1/4 scale
+    assert "fitted from 1500x2000" in answer[3]
+    assert Image.open(answer[0]).size == (500, 375) and np.asarray(Image.open(answer[5])).shape == (375, 500)
+    assert handlers.reblend(answer[7], 0.3).name == "phone_overlay.jpg"  # the same pixels read again
+
+
 def test_a_bucket_waiting_to_build_does_not_hold_up_requests(small_checkpoint, tmp_path):
     """A background preparation whose build waits for auto's measurement (which holds
     WORK_LOCK for seconds) must not hold the model lock meanwhile: a request whose

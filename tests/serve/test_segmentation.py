@@ -8,7 +8,6 @@ import pytest
 from segment.predict import Prediction
 from serve.segmentation import (
     RESOLUTIONS,
-    fit_within,
     legend,
     legend_html,
     segment_photo,
@@ -65,7 +64,6 @@ def test_large_photo_is_fitted_before_the_model():
     assert stub.calls[0][0] == (1024, 2048, 3)
     assert result.labels.shape == (1024, 2048) and result.original_size == (3000, 6000)
     assert "fitted from 3000x6000" in summary_markdown(result, "stub")
-    assert fit_within(np.zeros((100, 50, 3), np.uint8), 2048).shape == (100, 50, 3)  # never upscaled
 
 
 def test_unknown_resolution_is_refused():
