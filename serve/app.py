@@ -457,18 +457,22 @@ def _request_folder() -> Path:
 # A run in progress is shown by a static mark on the timing box, set and cleared in the browser.
 # Gradio's own progress display (its "minimal" timer included) redraws on every animation frame
 # while a request runs, for each output: with the browser on a 2-core server that took about
-# 100 ms of CPU per half-resolution request, from the model (docs/demo.md).
+# 100 ms of CPU per half-resolution request, from the model (docs/demo.md). Hidden, each output's
+# status tracker still runs a timer on every animation frame while its request is pending, and
+# every status change copies each output's value (the overlay's data: URL included) in the page:
+# the page's runs report their status to the session state alone, which draws nothing.
 BUSY_ON_JS = "() => { document.getElementById('summary')?.classList.add('busy'); }"
 BUSY_OFF_JS = "() => { document.getElementById('summary')?.classList.remove('busy'); }"
 
 
-def _page_run(trigger, *, fn, inputs, outputs, settings: DemoSettings) -> None:
+def _page_run(trigger, *, fn, inputs, outputs, status_on: gr.State, settings: DemoSettings) -> None:
     """One page event that runs the model: private (the API is ``segment``), no Gradio progress
-    display, the timing box marked busy from the trigger until the result (or error) is in."""
+    display (its status goes to ``status_on``), the timing box marked busy from the trigger until
+    the result (or error) is in."""
     trigger(fn=None, js=BUSY_ON_JS, queue=False, api_visibility="private")
     trigger(fn=fn, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=settings.concurrency,
-            concurrency_id="model", show_progress="hidden").then(fn=None, js=BUSY_OFF_JS, queue=False,
-                                                                  api_visibility="private")
+            concurrency_id="model", show_progress="hidden", show_progress_on=status_on,
+            ).then(fn=None, js=BUSY_OFF_JS, queue=False, api_visibility="private")
 
 
 CSS = """
@@ -548,10 +552,11 @@ def build_app(*, predictor=None, settings: DemoSettings | None = None, examples:
         # The page: the button, a new photo (upload or example), the resolution or the model runs
         # the model, with the overlay and the map inside the result.
         for trigger in (run.click, photo.change, resolution.change, model.change):
-            _page_run(trigger, fn=handlers.segment_page, inputs=inputs, outputs=outputs, settings=settings)
+            _page_run(trigger, fn=handlers.segment_page, inputs=inputs, outputs=outputs, status_on=state,
+                      settings=settings)
         # Dragging the slider re-blends the last result without the model; only the last value waits.
         opacity.change(fn=handlers.reblend, inputs=[state, opacity], outputs=overlay, api_visibility="private",
-                       queue=False, trigger_mode="always_last")
+                       queue=False, trigger_mode="always_last", show_progress="hidden", show_progress_on=state)
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return demo
 

@@ -296,8 +296,9 @@ def test_page_runs_are_private_inline_and_draw_no_gradio_progress(demo_server):
     # The page's own config: the API is one event on a button the page does not show; the page's
     # four events that run the model (the button, a new photo, the resolution, the model) are
     # private, draw no Gradio progress (it redraws every animation frame while a request runs,
-    # which took the model's CPU when the browser shares the machine) and mark the timing box
-    # busy in the browser instead.
+    # which took the model's CPU when the browser shares the machine), report their status to the
+    # session state alone (an output's hidden status tracker still runs a per-frame timer) and mark
+    # the timing box busy in the browser instead.
     with urllib.request.urlopen(demo_server.url.rstrip("/") + "/config", timeout=10) as resp:
         config = json.loads(resp.read())
     ids = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
@@ -307,7 +308,11 @@ def test_page_runs_are_private_inline_and_draw_no_gradio_progress(demo_server):
     page = [d for d in runs if d not in api]
     assert len(page) == 4
     assert {d["targets"][0][0] for d in page} == {ids[k] for k in ("run", "photo", "resolution", "model")}
-    for dep in page:
+    state = [c["id"] for c in config["components"] if c["type"] == "state"]
+    assert len(state) == 1
+    reblend = [d for d in config["dependencies"] if d["targets"] and d["targets"][0][0] == ids["opacity"]]
+    for dep in page + reblend:
         assert dep["api_visibility"] == "private" and dep["show_progress"] == "hidden"
+        assert dep["show_progress_on"] == state
     marks = [d for d in config["dependencies"] if d.get("js") and "busy" in d["js"]]
     assert sum("add('busy')" in d["js"] for d in marks) == 4 and sum("remove('busy')" in d["js"] for d in marks) == 4
