@@ -198,11 +198,12 @@ class ResizeImageOnly(A.ImageOnlyTransform):
         self.size = tuple(size)
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        from segment.sizes import MODEL_INPUT_INTERPOLATION
+
         h, w = self.size
         if img.shape[:2] == (h, w):
             return img
-        interpolation = cv2.INTER_AREA if h < img.shape[0] else cv2.INTER_LINEAR
-        return cv2.resize(img, (w, h), interpolation=interpolation)
+        return cv2.resize(img, (w, h), interpolation=MODEL_INPUT_INTERPOLATION)  # as segment predict resizes
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("size",)
@@ -224,7 +225,7 @@ class FitAndPadImageOnly(A.ImageOnlyTransform):
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         from segment.sizes import fit_and_pad, pad_colour, plan_run
 
-        # Bilinear up, area down, as ResizeImageOnly.
+        # Resized as segment predict resizes (segment.sizes.MODEL_INPUT_INTERPOLATION).
         return fit_and_pad(img, plan_run(img.shape[:2], self.size), fill=pad_colour(MEAN))
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:

@@ -241,7 +241,7 @@ class Predictor:
             raise BackendError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
         if not isinstance(plan, RunPlan):
             plan = RunPlan(run_hw=tuple(plan), valid_hw=tuple(plan))
-        x = fit_and_pad(image, plan, fill=pad_colour(self.mean_unit), interpolation=cv2.INTER_LINEAR)
+        x = fit_and_pad(image, plan, fill=pad_colour(self.mean_unit))
         return x[None]
 
     @staticmethod

@@ -143,6 +143,25 @@ def test_eval_at_half_resizes_only_the_image():
     assert np.array_equal(out["mask"].numpy(), mask)  # scored at the label's full size
 
 
+@pytest.mark.parametrize("size", ["half", (300, 410)])
+def test_eval_resizes_the_image_as_segment_predict_does(size):
+    """A non-integer downscale (area averaging and bilinear differ there): the evaluated image is the
+    one ``Predictor.prepare`` gives the model, to within the normalization's float rounding."""
+    from types import SimpleNamespace
+
+    from segment.predict import Predictor
+    from segment.sizes import plan_run
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (900, 1300, 3), dtype=np.uint8)
+    plan = plan_run(image.shape[:2], size)
+    # prepare() reads only the predictor's normalization mean (for the padding colour).
+    served = Predictor.prepare(SimpleNamespace(mean_unit=MEAN), image, plan)[0].astype(np.float32)
+    evaluated = denormalize(eval_transform(size=size)(image=image, mask=image[:, :, 0])["image"])
+    assert served.shape[:2] == plan.run_hw
+    assert np.abs(evaluated.transpose(1, 2, 0) - served).max() < 0.01
+
+
 def test_importing_data_turns_off_albumentations_network_check_unless_the_user_chose():
     # Offline, albumentations' PyPI version check costs 2 s and a warning per process.
     import subprocess

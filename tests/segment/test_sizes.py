@@ -137,6 +137,18 @@ def test_fit_and_pad_pads_bottom_right_with_the_mean_colour():
     assert (out[48:] == [124, 116, 104]).all()
 
 
+def test_model_input_is_resized_bilinearly_both_ways():
+    import cv2
+
+    from segment.sizes import MODEL_INPUT_INTERPOLATION
+
+    assert MODEL_INPUT_INTERPOLATION == cv2.INTER_LINEAR
+    image = np.random.default_rng(1).integers(0, 256, (700, 1000, 3), dtype=np.uint8)
+    plan = RunPlan(run_hw=(304, 416), valid_hw=(291, 416), budget="half", aspect="4:3")
+    out = fit_and_pad(image, plan, fill=(0, 0, 0))
+    assert np.array_equal(out[:291], cv2.resize(image, (416, 291), interpolation=cv2.INTER_LINEAR))
+
+
 @pytest.mark.parametrize("text, expected", [
     ("half", "half"), ("full", "full"), ("native", "native"), ("HALF", "half"), (" full ", "full"),
     ("768x1536", (768, 1536)), ("768X1536", (768, 1536)), ("1x1", (1, 1)),
