@@ -20,6 +20,7 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,16 @@ def read_image(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_M
 
 
 def read_photo(source: str | os.PathLike | bytes, *, max_side: int | None = None,
+               needed_side: Callable[[tuple[int, int]], float] | None = None,
                max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Photo:
-    """As ``read_image``, with the pixels fitted within ``max_side`` (never enlarged; a big JPEG
-    decoded at a reduced scale, see the module's note) and the photo's own size kept beside them."""
+    """As ``read_image``, with the photo's own size kept beside the pixels, and:
+
+    - ``max_side``: the pixels fitted within it (never enlarged; a big JPEG decoded at a
+      reduced scale, see the module's note);
+    - ``needed_side``: the photo's upright (H, W) -> the longer side the caller needs (the model's
+      input, when only labels are wanted); a big JPEG is decoded at the largest reduction that
+      keeps at least that, and nothing more is resized.
+    """
     label = name or (str(source) if not isinstance(source, bytes) else "the uploaded file")
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
@@ -80,8 +88,10 @@ def read_photo(source: str | os.PathLike | bytes, *, max_side: int | None = None
                 w, h = im.size
                 if im.getexif().get(ExifTags.Base.Orientation) in _QUARTER_TURNS:
                     w, h = h, w
-                if max_side is not None:
-                    _reduce_jpeg_decode(im, max_side)
+                wanted = [DRAFT_MIN_FRACTION * max_side] if max_side is not None else []
+                wanted += [needed_side((h, w))] if needed_side is not None else []
+                if wanted:
+                    _reduce_jpeg_decode(im, max(wanted))
                 pixels = _to_rgb(ImageOps.exif_transpose(im), label)
     except Image.DecompressionBombError:
         # Pillow refuses (> 2 x its own limit) before we see the size: same answer.
@@ -108,13 +118,13 @@ def read_photo(source: str | os.PathLike | bytes, *, max_side: int | None = None
     return Photo(pixels=pixels, original_hw=(h, w))
 
 
-def _reduce_jpeg_decode(im: Image.Image, max_side: int) -> None:
-    """Ask Pillow to decode a JPEG at 1/2, 1/4 or 1/8 scale where that keeps DRAFT_MIN_FRACTION
-    of ``max_side`` on the longer side; other formats decode at full size."""
+def _reduce_jpeg_decode(im: Image.Image, at_least: float) -> None:
+    """Ask Pillow to decode a JPEG at 1/2, 1/4 or 1/8 scale where that keeps ``at_least`` pixels on
+    the longer side; other formats decode at full size."""
     if im.format != "JPEG":
         return
     w, h = im.size
-    scale = DRAFT_MIN_FRACTION * max_side / max(w, h)
+    scale = at_least / max(w, h)
     if scale < 0.5:
         # draft() picks the largest reduction whose result is at least this size; the mode is kept.
         im.draft(None, (math.ceil(w * scale), math.ceil(h * scale)))

@@ -255,11 +255,14 @@ class Predictor:
             labels = cv2.resize(np.ascontiguousarray(labels), (w, h), interpolation=cv2.INTER_NEAREST)
         return labels
 
-    def predict(self, image: np.ndarray, *, size: str | tuple[int, int] = "half") -> Prediction:
+    def predict(self, image: np.ndarray, *, size: str | tuple[int, int] = "half",
+                output_hw: tuple[int, int] | None = None) -> Prediction:
         """Segment one RGB uint8 image (H, W, 3); ``size`` is "half", "full", "native" or (H, W).
 
         "half" and "full" are pixel budgets (512*1024, 1024*2048): the image keeps its aspect
-        ratio (``segment.sizes``). The labels always come back at the image's own size.
+        ratio (``segment.sizes``). The labels come back at the image's own size, or at
+        ``output_hw`` (the photo's own size when ``image`` was decoded reduced, as
+        ``segment.images.read_photo(needed_side=...)`` does).
         """
         start = time.perf_counter()
         h, w = image.shape[:2]
@@ -278,7 +281,7 @@ class Predictor:
         # What auto measured per candidate (the backend and the upsample-argmax of its logits).
         self._observe(plan.run_hw, backend, (self.auto.clock() - c0) * 1e3)
         t3 = time.perf_counter()
-        labels = self.restore(labels, plan, (h, w))
+        labels = self.restore(labels, plan, output_hw or (h, w))
         end = time.perf_counter()
         stages = {"resize": t0 - t_resize, "model": t1 - t0, "upsample_argmax": t2 - t1, "restore": end - t3}
         stages["other"] = (end - start) - sum(stages.values())

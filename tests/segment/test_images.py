@@ -56,6 +56,16 @@ def test_read_photo_fits_within_max_side(fmt, reduced):
     assert fit_within(small.pixels, 4096) is small.pixels
 
 
+def test_read_photo_keeps_the_side_the_caller_needs():
+    data = encode(Image.fromarray(_street_like(1500, 2000)), "JPEG", quality=95)
+    asked = []
+    photo = read_photo(data, needed_side=lambda hw: asked.append(hw) or 600)
+    assert asked == [(1500, 2000)] and photo.original_hw == (1500, 2000)
+    assert photo.pixels.shape == (750, 1000, 3)  # 1/2 scale: 1/4 (500) would be below 600, nothing fitted
+    png = encode(Image.fromarray(_street_like(150, 200)), "PNG")
+    assert read_photo(png, needed_side=lambda hw: 10).pixels.shape == (150, 200, 3)  # PNG: decoded whole
+
+
 def test_read_photo_reports_the_upright_size_of_a_turned_jpeg():
     exif = Image.Exif()
     exif[0x0112] = 6  # stored 2000x1500 landscape, viewed as 1500x2000 portrait

@@ -146,7 +146,7 @@ class GroundTruthPredictor:
                 "gtFine_labelIds", "leftImg8bit")
             self.truth[np.asarray(Image.open(image).convert("RGB")).tobytes()] = np.asarray(Image.open(gt))
 
-    def predict(self, image, *, size):
+    def predict(self, image, *, size, output_hw=None):
         labels = labelid_to_trainid_lut()[self.truth[image.tobytes()]]
         labels[labels == 255] = 0  # void pixels: any class (the evaluator ignores them)
         return Prediction(labels=labels, model_ms=0.0, total_ms=0.0, backend="stub", precision="fp32",
@@ -202,10 +202,10 @@ def test_segmentation_failure_is_reported_and_the_rest_written(tmp_path, checkpo
     class FailsOnTall:
         classes, palette, name = real.classes, real.palette, real.name
 
-        def predict(self, image, *, size):
+        def predict(self, image, *, size, output_hw=None):
             if image.shape[0] > image.shape[1]:
                 raise RuntimeError("backend rejected this shape")
-            return real.predict(image, size=size)
+            return real.predict(image, size=size, output_hw=output_hw)
 
     monkeypatch.setattr(predict_cli, "load_predictor", lambda *a, **k: FailsOnTall())
     photos(tmp_path / "in", ["wide.png"], size=(48, 96))
@@ -229,6 +229,30 @@ def test_half_keeps_each_photos_aspect_ratio_and_says_where_it_ran(tmp_path, che
     for shape in ("608x832 (half, 4:3 bucket) for 1 image", "512x1024 (half, 2:1 bucket) for 1 image",
                   "832x608 (half, 3:4 bucket) for 1 image"):
         assert shape in err
+
+
+@pytest.mark.parametrize("fmt,model_sees", [("trainid", (200, 300)), ("overlay", (1600, 2400))])
+def test_labels_of_a_big_jpeg_come_from_a_reduced_decode(tmp_path, checkpoint, monkeypatch, fmt, model_sees):
+    """For labels only, a JPEG far larger than the model's input is decoded at 1/8 scale (300x200
+    still covers a 64x128 input); the labels are at the photo's own size. An overlay is drawn on
+    the photo's own pixels, so it is decoded whole."""
+    seen = []
+    real = Predictor.predict
+
+    def spy(self, image, **kwargs):
+        seen.append(image.shape[:2])
+        return real(self, image, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict", spy)
+    y, x = np.mgrid[0:1600, 0:2400]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.stack([x % 256, y % 256, (x // 7) % 256], 2).astype(np.uint8)).save(folder / "big.jpg")
+    assert predict("--checkpoint", checkpoint, folder, "--out", tmp_path / "out", "--format", fmt,
+                   "--size", "64x128") == 0
+    assert seen == [model_sees]
+    suffix = "_trainIds" if fmt == "trainid" else "_overlay"
+    assert Image.open(tmp_path / "out" / f"big{suffix}.png").size == (2400, 1600)
 
 
 def test_model_small_uses_the_bundled_small_checkpoint(tmp_path, checkpoint, monkeypatch, capsys):
