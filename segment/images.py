@@ -120,8 +120,9 @@ def read_photo(source: str | os.PathLike | bytes, *, max_side: int | None = None
 
 def _reduce_jpeg_decode(im: Image.Image, at_least: float) -> None:
     """Ask Pillow to decode a JPEG at 1/2, 1/4 or 1/8 scale where that keeps ``at_least`` pixels on
-    the longer side; other formats decode at full size."""
-    if im.format != "JPEG":
+    the longer side; other formats decode at full size. Phones often write MPO (a JPEG followed
+    by more pictures, such as a depth map): its first picture is a JPEG and scales the same."""
+    if im.format not in ("JPEG", "MPO"):
         return
     w, h = im.size
     scale = at_least / max(w, h)

@@ -56,8 +56,12 @@ def test_read_photo_fits_within_max_side(fmt, reduced):
     assert fit_within(small.pixels, 4096) is small.pixels
 
 
-def test_read_photo_keeps_the_side_the_caller_needs():
-    data = encode(Image.fromarray(_street_like(1500, 2000)), "JPEG", quality=95)
+@pytest.mark.parametrize("fmt", ["JPEG", "MPO"])
+def test_read_photo_keeps_the_side_the_caller_needs(fmt):
+    photo = Image.fromarray(_street_like(1500, 2000))
+    # MPO: a phone's JPEG with a second picture after it (here a thumbnail).
+    extra = {"save_all": True, "append_images": [photo.resize((200, 150))]} if fmt == "MPO" else {}
+    data = encode(photo, fmt, quality=95, **extra)
     asked = []
     photo = read_photo(data, needed_side=lambda hw: asked.append(hw) or 600)
     assert asked == [(1500, 2000)] and photo.original_hw == (1500, 2000)
