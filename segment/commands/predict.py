@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{predictor.name} has {len(predictor.classes)}: use --format trainid")
 
     # Labels alone need no more of a photo than the model's input: a big JPEG is then decoded at
-    # 1/2, 1/4 or 1/8 scale (a 4000x3000 photo at half: 1000x750, 6x faster than its full decode).
+    # 1/2, 1/4 or 1/8 scale (a 4000x3000 photo at half: 1000x750, read 6-9x faster than whole).
     # An overlay is drawn on the photo's own pixels, and "native" runs on them.
     needed_side = None
     if args.fmt != "overlay" and size != "native":
