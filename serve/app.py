@@ -468,11 +468,14 @@ BUSY_OFF_JS = "() => { document.getElementById('summary')?.classList.remove('bus
 def _page_run(trigger, *, fn, inputs, outputs, status_on: gr.State, settings: DemoSettings) -> None:
     """One page event that runs the model: private (the API is ``segment``), no Gradio progress
     display (its status goes to ``status_on``), the timing box marked busy from the trigger until
-    the result (or error) is in."""
+    the result (or error) is in. With Gradio 6.31 the ``.then()`` step did not run after an error
+    (a refused upload left the box marked busy), so a ``.failure()`` step clears it too."""
     trigger(fn=None, js=BUSY_ON_JS, queue=False, api_visibility="private")
-    trigger(fn=fn, inputs=inputs, outputs=outputs, api_visibility="private", concurrency_limit=settings.concurrency,
-            concurrency_id="model", show_progress="hidden", show_progress_on=status_on,
-            ).then(fn=None, js=BUSY_OFF_JS, queue=False, api_visibility="private")
+    run = trigger(fn=fn, inputs=inputs, outputs=outputs, api_visibility="private",
+                  concurrency_limit=settings.concurrency, concurrency_id="model", show_progress="hidden",
+                  show_progress_on=status_on)
+    run.then(fn=None, js=BUSY_OFF_JS, queue=False, api_visibility="private")
+    run.failure(fn=None, js=BUSY_OFF_JS, queue=False, api_visibility="private")
 
 
 CSS = """

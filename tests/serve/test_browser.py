@@ -52,6 +52,7 @@ def test_upload_shows_overlay_legend_and_timing(demo_server, street_jpeg, tmp_pa
                                    " return i && i.complete && i.naturalWidth === 1024; }", timeout=30_000)
             page.locator("#summary").get_by_text("ms").first.wait_for(timeout=30_000)
             assert "%" in page.locator("#legend").inner_text()
+            assert "busy" not in (page.locator("#summary").get_attribute("class") or "")
             assert page.locator("#segmap img").count() == 1
             # Moving the opacity re-blends the last result into a new overlay.
             before = overlay.get_attribute("src")
@@ -71,6 +72,9 @@ def test_upload_shows_overlay_legend_and_timing(demo_server, street_jpeg, tmp_pa
             toast = page.locator("[data-testid=toast-text]").filter(has_text="above the limit of 4 MP")
             toast.first.wait_for(state="visible", timeout=60_000)
             assert "huge_header.png" in toast.first.inner_text()
+            # The run's busy mark on the timing box is cleared after an error too.
+            page.wait_for_function("() => !document.querySelector('#summary').classList.contains('busy')",
+                                   timeout=30_000)
         finally:
             browser.close()
     assert blocked == [], f"the page tried to reach other hosts: {blocked}"
