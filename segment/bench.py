@@ -66,7 +66,7 @@ def bench_input(size: str | tuple[int, int], path: str | None = None):
 
     from segment.images import read_image
     from segment.quantize import calibration_images
-    from segment.sizes import SIZES, plan_run
+    from segment.sizes import MODEL_INPUT_INTERPOLATION, SIZES, plan_run
 
     if path is None:
         hw = SIZES[size] if isinstance(size, str) else size
@@ -74,8 +74,8 @@ def bench_input(size: str | tuple[int, int], path: str | None = None):
     photo = read_image(path)
     plan = plan_run(photo.shape[:2], size)
     vh, vw = plan.valid_hw
-    return cv2.resize(photo, (vw, vh), interpolation=cv2.INTER_AREA if vh * vw < photo.shape[0] * photo.shape[1]
-                      else cv2.INTER_LINEAR), plan
+    # Resized as a request would resize it (segment.sizes.fit_and_pad), ahead of the timing.
+    return cv2.resize(photo, (vw, vh), interpolation=MODEL_INPUT_INTERPOLATION), plan
 
 
 def _peer_model(kind: str):

@@ -190,7 +190,9 @@ def pad_colour(mean: list[float] | np.ndarray) -> tuple[int, int, int]:
 # (a 2000x1500 or 4000x3000 photo to half or full, one Zen 5 core), and on CamVid val frames
 # enlarged 4x and run at half it moved the mIoU by 0.15 (78.23 -> 78.38). At exactly 2x
 # (a Cityscapes frame at half) the two give the same pixels.
-MODEL_INPUT_INTERPOLATION = 1  # cv2.INTER_LINEAR (cv2 is imported lazily here)
+# cv2.INTER_LINEAR, written as its value: the CLI imports this module to parse --size, and OpenCV
+# is loaded only where an image is resized (tests/segment/test_sizes.py checks the value).
+MODEL_INPUT_INTERPOLATION = 1
 
 
 def fit_and_pad(image: np.ndarray, plan: RunPlan, *, fill: tuple[int, int, int], interpolation: int | None = None
