@@ -11,8 +11,9 @@ for a fraction of a full decode, so a big JPEG is decoded at the smallest of tho
 scales that keeps ``DRAFT_MIN_FRACTION`` of the wanted longer side, then area-
 downscaled if still too large: a 4000x3000 phone photo wanted within 2048 decodes
 at 2000x1500 in 28 ms, where the full decode took 164 ms and its area downscale
-47 ms more (one core of an AMD EPYC Zen 5). ``segment predict``, writing labels
-only, asks for the side the model's input needs instead (``needed_side``).
+47 ms more (2 cores of an AMD EPYC Zen 5: Pillow decodes on one, OpenCV resized
+on both). ``segment predict``, writing labels only, asks for the side the
+model's input needs instead (``needed_side``).
 """
 
 from __future__ import annotations

@@ -187,8 +187,8 @@ def pad_colour(mean: list[float] | np.ndarray) -> tuple[int, int, int]:
 # How an image is resized to the model's input, in `segment predict`, the demo and `segment eval`
 # alike: bilinear (cv2.INTER_LINEAR) both ways. Area averaging alias-filters a downscale, but at
 # factors that are not whole numbers OpenCV's INTER_AREA took 13-52 ms where bilinear took 1-4
-# (a 2000x1500 or 4000x3000 photo to half or full, one Zen 5 core), and on CamVid val frames
-# enlarged 4x and run at half it moved the mIoU by 0.15 (78.23 -> 78.38). At exactly 2x
+# (a 2000x1500 or 4000x3000 photo to half or full; OpenCV's threads on 2 Zen 5 cores), and on
+# CamVid val frames enlarged 4x and run at half it moved the mIoU by 0.15 (78.23 -> 78.38). At exactly 2x
 # (a Cityscapes frame at half) the two give the same pixels.
 # cv2.INTER_LINEAR, written as its value: the CLI imports this module to parse --size, and OpenCV
 # is loaded only where an image is resized (tests/segment/test_sizes.py checks the value).
