@@ -490,7 +490,7 @@ def guard_miou(args, subjects, sizes) -> dict:
                 conf = sum(confusion(lab_pred, lab, n) for lab_pred, (_, lab) in zip(labels, samples))
                 agree = [float(np.mean(a == b)) for a, b in zip(labels, ref_labels)]
                 backend = pred.backend_for(run_hw)
-                record = {"key": pred.key, "backend": spec.backend, "precision": spec.precision,
+                record = {"key": pred.key_for(run_hw), "backend": spec.backend, "precision": spec.precision,
                           "precision_used": backend.precision, "size": list(run_hw),
                           "budget": size if isinstance(size, str) else None,
                           "shapes": {f"{h}x{w}": k for (h, w), k in shapes.items()},
@@ -504,7 +504,7 @@ def guard_miou(args, subjects, sizes) -> dict:
                 record["miou_drop"] = round(record["miou_ref"] - record["miou"], 3)
                 if spec.precision == "int8":  # which int8 model: it stands for no other quantization
                     record["quantizer"] = int8_quantizer(spec.backend, args.calib_data, int8_settings=int8_settings)
-                save_guard_record(pred.cache_dir, pred.key, run_hw, spec.backend, spec.precision, record)
+                save_guard_record(pred.cache_dir, pred.key_for(run_hw), run_hw, spec.backend, spec.precision, record)
                 shipped.append(record)
                 out[(name, backend.name, backend.precision, size_name(size))] = record
     if args.guard_out:

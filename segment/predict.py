@@ -37,6 +37,7 @@ from segment.backends.cache import default_cache_dir, write_json_atomic
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
 from segment.postprocess import upsample_argmax
 from segment.sizes import SIZES, RunPlan, budget_of, buckets, fit_and_pad, pad_colour, plan_run
+from segment.small_inputs import SizedModel, SmallInputStats
 
 MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
 MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the int8 rule: offered only below this mIoU drop (segment.accuracy.guard_passes)
@@ -113,8 +114,10 @@ class Predictor:
                  precision: str = "fp32", threads: int | None = None, cache_dir: str | Path | None = None,
                  calib_data: str | Path | None = None, compile: bool = False, channels_last: bool = True,
                  min_agreement: float = MIN_AGREEMENT, config=None, guard_file: str | Path | None = None,
-                 auto: AutoConfig | None = None, int8_settings=None) -> None:
-        self.model = model.eval()
+                 auto: AutoConfig | None = None, int8_settings=None,
+                 small_inputs: SmallInputStats | None = None) -> None:
+        # The model, and for small run shapes its copy with small-input BN statistics (segment.small_inputs).
+        self.sized = SizedModel(model=model.eval(), small=small_inputs)
         self.config = config  # ModelConfig when known (checkpoint or preset): the benchmark's paper row
         self.classes = list(classes)
         self.palette = np.asarray(palette, dtype=np.uint8)
@@ -135,7 +138,7 @@ class Predictor:
         self._shipped_records: list[dict] | None = None  # read once, on first use
         self.selections: dict[tuple[int, int], Selection] = {}
         self._backends: dict[tuple[int, int], Backend] = {}  # what serves each run shape now
-        self._key: str | None = None
+        self._keys: dict[int, tuple[torch.nn.Module, str]] = {}  # graph key per model, by id
         self.auto = auto or AutoConfig()
         # Builds, selections and swaps of self._backends; never held while timing.
         self._lock = threading.RLock()
@@ -170,6 +173,7 @@ class Predictor:
         return cls(model=model_from_checkpoint(ckpt), classes=ckpt["classes"], palette=ckpt["palette"],
                    mean=norm["mean"], std=norm["std"], name=Path(path).stem,
                    config=ModelConfig.from_dict(ckpt["model_config"]),
+                   small_inputs=SmallInputStats.from_checkpoint(ckpt),
                    guard_file=guard_file if guard_file.is_file() else None, **kwargs)
 
     @classmethod
@@ -203,14 +207,36 @@ class Predictor:
         return plan_run(image_hw, size)
 
     @property
+    def model(self) -> torch.nn.Module:
+        return self.sized.model
+
+    @model.setter
+    def model(self, model: torch.nn.Module) -> None:
+        self.sized.model = model
+
+    def model_for(self, size: tuple[int, int]) -> torch.nn.Module:
+        """The model a run shape uses: small shapes get the small-input BN statistics, if the checkpoint has them."""
+        return self.sized.for_input(tuple(size))
+
+    @property
     def key(self) -> str:
-        if self._key is None:
-            self._key = graph_key(self.model, mean=self.mean_unit, std=self.std_unit)
-        return self._key
+        """The model's graph key (exports, guard records and auto's choices are filed under it)."""
+        return self._key_of(self.model)
+
+    def key_for(self, size: tuple[int, int]) -> str:
+        """The graph key of the model ``size`` runs (another one for small shapes with their own statistics)."""
+        return self._key_of(self.model_for(size))
+
+    def _key_of(self, model: torch.nn.Module) -> str:
+        known = self._keys.get(id(model))
+        if known is None or known[0] is not model:
+            known = (model, graph_key(model, mean=self.mean_unit, std=self.std_unit))
+            self._keys[id(model)] = known
+        return known[1]
 
     def build(self, spec: BackendSpec, size: tuple[int, int]) -> Backend:
         with WORK_LOCK:  # not beside a measurement, nor another export (segment.autoselect)
-            return build_backend(self.model, mean=self.mean_unit, std=self.std_unit, size=size, spec=spec,
+            return build_backend(self.model_for(size), mean=self.mean_unit, std=self.std_unit, size=size, spec=spec,
                                  cache_dir=self.cache_dir, calib_data=self.calib_data,
                                  int8_settings=self.int8_settings)
 
@@ -300,7 +326,8 @@ class Predictor:
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            labels = self.model(torch.from_numpy(np.ascontiguousarray(x))).argmax(1)[0].to(torch.uint8).numpy()
+            logits = self.model_for(plan.run_hw)(torch.from_numpy(np.ascontiguousarray(x)))
+            labels = logits.argmax(1)[0].to(torch.uint8).numpy()
         return self.restore(labels, plan, (h, w))
 
     # -- backend="auto" --------------------------------------------------------------------------
@@ -333,7 +360,7 @@ class Predictor:
         candidates = []
         for shape in shapes:
             try:
-                candidates.append(json.loads(guard_record_path(self.cache_dir, self.key, shape, spec.backend,
+                candidates.append(json.loads(guard_record_path(self.cache_dir, self.key_for(size), shape, spec.backend,
                                                                spec.precision).read_text()))
             except (OSError, ValueError):
                 pass
@@ -345,8 +372,9 @@ class Predictor:
         # calibration set): another calibration is another model.
         quantizer = (int8_quantizer(spec.backend, self.calib_data, int8_settings=self.int8_settings)
                      if spec.precision == "int8" else None)
+        key = self.key_for(size)
         applicable = [rec for rec in candidates
-                      if rec.get("key", self.key) == self.key
+                      if rec.get("key", key) == key
                       and rec.get("backend", spec.backend) == spec.backend
                       and rec.get("precision", spec.precision) == spec.precision
                       and rec.get("engine") == engine_version(spec.backend) and rec.get("cpu") == cpu_kind()
@@ -385,7 +413,7 @@ class Predictor:
             except md.PackageNotFoundError:
                 versions.append(f"{dist}-none")
         tag = hashlib.sha256("|".join(versions).encode()).hexdigest()[:8]
-        return self.cache_dir / self.key / f"{size[0]}x{size[1]}" / f"auto-{self.threads}threads-{tag}.json"
+        return self.cache_dir / self.key_for(size) / f"{size[0]}x{size[1]}" / f"auto-{self.threads}threads-{tag}.json"
 
     def _read_selection_file(self, size: tuple[int, int]) -> dict | None:
         try:
@@ -408,7 +436,8 @@ class Predictor:
         ``stale`` is True where the guard records changed since (the next use measures again)."""
         name = self._selection_path((0, 0)).name
         found = {}
-        for path in sorted((self.cache_dir / self.key).glob(f"*/{name}")):
+        folders = [self.cache_dir / self._key_of(model) for model in self.sized.models()]
+        for path in sorted(path for folder in folders for path in folder.glob(f"*/{name}")):
             try:
                 size = tuple(int(v) for v in path.parent.name.split("x"))
             except ValueError:

@@ -28,7 +28,7 @@ _FIELDS = {
 }
 
 
-def _pair(kind):
+def number_pair(kind):
     def parse(text: str):
         parts = text.lower().replace(",", "x").split("x")
         try:
@@ -53,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-root", metavar="DIR")
     g.add_argument("--train-split")
     g.add_argument("--val-split", help="evaluated during training; '' for none")
-    g.add_argument("--crop", type=_pair(int), metavar="HxW", help="training crop, e.g. 769x769")
-    g.add_argument("--scale", type=_pair(float), metavar="LO,HI", help="random scale range, e.g. 0.5,2.0")
+    g.add_argument("--crop", type=number_pair(int), metavar="HxW", help="training crop, e.g. 769x769")
+    g.add_argument("--scale", type=number_pair(float), metavar="LO,HI", help="random scale range, e.g. 0.5,2.0")
     g.add_argument("--log-scale", action=argparse.BooleanOptionalAction, default=None,
                    help="draw the scale log-uniformly over --scale (default: uniformly)")
     g.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=None,

@@ -77,6 +77,7 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
     from segment.checkpoint import load_checkpoint, model_from_checkpoint
     from segment.errors import UserError
     from segment.sizes import parse_size
+    from segment.small_inputs import SizedModel, SmallInputStats
     from train.distributed import resolve_device
     from train.engine import autocast, scoring_logits
     from train.metrics import ConfusionMatrix, format_table
@@ -99,7 +100,9 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
         raise UserError(f"{checkpoint} predicts {len(ckpt['classes'])} classes ({', '.join(ckpt['classes'][:4])}, "
                         f"...) but {dataset} is labelled with {space.num_classes} ({', '.join(space.classes[:4])}, "
                         "...); evaluate it on a dataset of its own label space")
-    model = model_from_checkpoint(ckpt).to(device)
+    # Small inputs run with the checkpoint's small-input BN statistics, if it has them, as in 'segment predict'.
+    sized = SizedModel(model=model_from_checkpoint(ckpt).to(device), small=SmallInputStats.from_checkpoint(ckpt))
+    small_images = 0
     loader = DataLoader(data, batch_size=1, num_workers=workers, worker_init_fn=worker_init_fn)
     to_labelid = None
     if labelid_dir:
@@ -112,17 +115,19 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
     cm = ConfusionMatrix(num_classes=space.num_classes)
     with torch.inference_mode():
         for i, (image, mask) in enumerate(tqdm(loader, desc="eval", unit="img", disable=not progress, file=sys.stderr)):
+            small_images += sized.uses_small(image.shape[-2:])
             with autocast(device, amp):
-                logits = model(image.to(device))
+                logits = sized.for_input(image.shape[-2:])(image.to(device))
             pred = scoring_logits(logits, mask.shape[-2:], run_size).argmax(1).cpu()
             cm.update(pred, mask)
             if to_labelid is not None:
                 _write_labelids(Path(labelid_dir), data.files[i][0], to_labelid[pred[0].numpy().astype(np.uint8)])
     summary = cm.summary(classes=space.classes, eval_ids=space.eval_train_ids)
     result = {"miou": summary["miou"], "per_class": summary["per_class"], "pixel_acc": summary["pixel_acc"],
-              "images": len(data)}
+              "images": len(data), "small_input_images": int(small_images)}
     title = (f"{Path(str(checkpoint)).name} on {dataset} {split}, {len(data)} images, size {size}"
-             + (f", photos {photo_change}" if photo_change else ""))
+             + (f", photos {photo_change}" if photo_change else "")
+             + (f", {small_images} with small-input BN statistics" if small_images else ""))
     return result, format_table(summary, title=title)
 
 

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from segment.checkpoint import load_checkpoint, model_from_checkpoint
     from segment.errors import UserError
+    from segment.small_inputs import SizedModel, SmallInputStats
     from segment.presets import get_preset
     from segment.model import build_model
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         from segment.bundled import default_checkpoint
 
         ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
+        small = SmallInputStats.from_checkpoint(ckpt)
         model = model_from_checkpoint(ckpt)
         mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
     from segment.sizes import SIZES, parse_size
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size, native=False, minimum=32,
                       error=f"--size {args.size!r}: use half, full or HxW of at least 32x32 (e.g. 608x832)")
     size = SIZES[size] if isinstance(size, str) else size
+    if not args.preset:  # a small shape runs with the checkpoint's small-input statistics, as in 'segment predict'
+        model = SizedModel(model=model, small=small).for_input(size)
     if args.graph == "logits":
         if args.int8 or args.format != "onnx":
             raise UserError("--graph logits is exported as fp32 ONNX only; drop --int8 / use --format onnx")

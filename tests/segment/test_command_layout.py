@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Every subcommand module named by segment.cli.COMMANDS, plus the shared options.
 COMMAND_MODULES = ("segment.commands", "segment.cli", "train.cli", "train.eval_cli", "train.export_weights",
+                   "train.small_input_stats",
                    "serve.cli", "serve.latency_cli", "data.cli", "data.synth_cli")
 
 

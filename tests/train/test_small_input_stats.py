@@ -1,0 +1,75 @@
+"""`segment small-input-stats`: what it writes, and that eval, export-weights and averaging treat it right."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from segment.checkpoint import load_checkpoint
+from segment.cli import main as segment_main
+from segment.small_inputs import CHECKPOINT_KEY, bn_statistics
+from segment.checkpoint import model_from_checkpoint
+from train import trainer
+
+
+@pytest.fixture(scope="module")
+def with_stats(synth_root, tmp_path_factory):
+    """A 2-iteration run of the small model, and the same checkpoint with small-input statistics."""
+    from train.config import TrainConfig
+
+    out = tmp_path_factory.mktemp("small_stats")
+    cfg = TrainConfig(dataset="synthetic", data_root=str(synth_root), preset="small", crop=(64, 64),
+                      scale=(0.75, 1.5), batch=4, iters=2, optimizer="adamw", lr=1e-3, lr_schedule="constant",
+                      workers=0, eval_every=2, ckpt_every=2, log_every=1, out=str(out / "run"), seed=3)
+    torch.set_num_threads(1)
+    assert trainer.main(cfg) == 0
+    src, dst = out / "run" / "last.pt", out / "stats.pt"
+    assert segment_main(["small-input-stats", str(src), str(dst), "--dataset", "synthetic",
+                         "--data-root", str(synth_root), "--crop", "64x128", "--batches", "2"]) == 0
+    return src, dst
+
+
+def test_writes_the_statistics_and_changes_no_weight(with_stats):
+    src, dst = with_stats
+    before, after = load_checkpoint(src), load_checkpoint(dst)
+    entry = after[CHECKPOINT_KEY]
+    assert CHECKPOINT_KEY not in before
+    assert entry["max_pixels"] == round(64 * 128 * 1.5 ** 2)
+    assert entry["notes"]["crop"] == [64, 128] and entry["notes"]["batches"] == 2
+    own = bn_statistics(model_from_checkpoint(before))
+    assert entry["stats"].keys() == own.keys()
+    assert any(not torch.allclose(entry["stats"][k], own[k]) for k in own)   # measured afresh
+    assert all(torch.equal(after["model"][k], v) for k, v in before["model"].items())
+
+
+def test_eval_uses_them_for_small_inputs_only(with_stats, synth_root, capsys):
+    _, dst = with_stats
+    common = ["eval", "--checkpoint", str(dst), "--dataset", "synthetic", "--data-root", str(synth_root),
+              "--workers", "0", "--json"]
+    results = {}
+    for size in ("native", "256x512"):                     # 8192 pixels, then 131072 > 18432
+        assert segment_main(common + ["--size", size]) == 0
+        out = capsys.readouterr().out
+        results[size] = json.loads(out.strip().splitlines()[-1])
+    assert results["native"]["small_input_images"] == 4
+    assert results["256x512"]["small_input_images"] == 0
+
+
+def test_export_keeps_them_and_averaging_drops_them(with_stats, tmp_path, capsys):
+    src, dst = with_stats
+    assert segment_main(["export-weights", str(dst), str(tmp_path / "kept.pt")]) == 0
+    kept = load_checkpoint(tmp_path / "kept.pt")[CHECKPOINT_KEY]
+    assert kept["max_pixels"] == load_checkpoint(dst)[CHECKPOINT_KEY]["max_pixels"]
+    assert segment_main(["export-weights", str(dst), str(tmp_path / "mean.pt"), "--average-with", str(src)]) == 0
+    assert CHECKPOINT_KEY not in load_checkpoint(tmp_path / "mean.pt")
+
+
+def test_bad_arguments_are_one_clear_line(with_stats, synth_root, tmp_path, capsys):
+    src, _ = with_stats
+    status = segment_main(["small-input-stats", str(src), str(tmp_path / "x.pt"), "--dataset", "synthetic",
+                           "--data-root", str(synth_root), "--batch", "1"])
+    assert status == 2 and "--batch" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

@@ -1,0 +1,93 @@
+"""``segment small-input-stats SRC DST``: give a checkpoint BatchNorm statistics for small inputs.
+
+Measures every BN layer's statistics on training frames at their own scale
+(by default whole 360x480 CamVid frames, unscaled) and writes SRC with them
+under ``segment.small_inputs.CHECKPOINT_KEY``: ``predict``, ``eval``, ``bench``,
+``export`` and the demo then run any input of at most ``--max-pixels`` pixels
+with them, and larger inputs with the checkpoint's own. No weight changes.
+Why, and what it measured: ``segment/small_inputs.py`` and docs/train.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_SIDE_FACTOR = 1.5  # small = up to 1.5x the measuring crop's side (docs/train.md: the crossover)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from data.build import DATASETS
+    from train.cli import number_pair
+
+    p.add_argument("src", help="checkpoint (training or exported)")
+    p.add_argument("dst", help="output checkpoint: SRC with the small-input statistics")
+    p.add_argument("--dataset", default="camvid", choices=DATASETS)
+    p.add_argument("--data-root", required=True, help="the dataset's folder")
+    p.add_argument("--split", default="train", help="frames to measure on (CamVid: a split expression, e.g. train+val)")
+    p.add_argument("--crop", type=number_pair(int), default=(360, 480), metavar="HxW",
+                   help="crop of each frame (default 360x480, a whole CamVid frame)")
+    p.add_argument("--scale", type=number_pair(float), default=(1.0, 1.0), metavar="LO,HI",
+                   help="scale range, drawn log-uniformly (default 1,1: frames at their own size)")
+    p.add_argument("--batches", type=int, default=32, help="batches averaged (default 32)")
+    p.add_argument("--batch", type=int, default=4, help="frames per batch (default 4)")
+    p.add_argument("--max-pixels", type=int,
+                   help=f"largest input (H*W of the run shape) given these statistics (default: the crop's pixels "
+                        f"x {DEFAULT_SIDE_FACTOR}^2, 388800 for 360x480)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+
+
+def measure_small_input_stats(*, checkpoint: dict, dataset, batches: int, batch: int, seed: int) -> dict:
+    """Every BN layer's running statistics of ``checkpoint``'s model, averaged over ``batches`` of ``dataset``."""
+    from torch.utils.data import DataLoader
+
+    from segment.batchnorm import recalibrate_batchnorm
+    from segment.checkpoint import model_from_checkpoint
+    from segment.small_inputs import bn_statistics
+    from train.sampling import EpochSampler, SeededDataset
+
+    model = model_from_checkpoint(checkpoint)
+    sampler = EpochSampler(size=len(dataset), global_batch=batch, seed=seed)
+    loader = DataLoader(SeededDataset(dataset), batch_size=batch, sampler=sampler, num_workers=0, drop_last=True)
+
+    def images():
+        for epoch in range(batches):  # more batches than an epoch holds: the next epoch's order
+            sampler.set_epoch(epoch)
+            for i, (x, _) in enumerate(loader):
+                if epoch * sampler.batches_per_epoch + i >= batches:
+                    return
+                yield x
+
+    recalibrate_batchnorm(model, images())
+    return bn_statistics(model)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from data.build import build_dataset
+    from data.transforms import train_transform
+    from segment.checkpoint import load_checkpoint, save_checkpoint
+    from segment.errors import UserError
+    from segment.small_inputs import CHECKPOINT_KEY, SmallInputStats
+
+    if args.batches < 1 or args.batch < 2:
+        raise UserError("--batches must be at least 1 and --batch at least 2 (BatchNorm statistics need a batch)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ckpt = load_checkpoint(args.src)
+    transform = train_transform(crop=tuple(args.crop), scale=tuple(args.scale), log_scale=True, hflip=True)
+    dataset = build_dataset(name=args.dataset, root=args.data_root, split=args.split, transform=transform)
+    if len(dataset) < args.batch:
+        raise UserError(f"{args.dataset} {args.split} at {args.data_root} has {len(dataset)} frames, "
+                        f"fewer than one batch (--batch {args.batch})")
+    stats = measure_small_input_stats(checkpoint=ckpt, dataset=dataset, batches=args.batches, batch=args.batch,
+                                      seed=args.seed)
+    max_pixels = args.max_pixels or round(args.crop[0] * args.crop[1] * DEFAULT_SIDE_FACTOR ** 2)
+    notes = {"dataset": args.dataset, "split": args.split, "crop": list(args.crop), "scale": list(args.scale),
+             "batches": args.batches, "batch": args.batch, "seed": args.seed}
+    entry = SmallInputStats(max_pixels=max_pixels, stats=stats, notes=notes)
+    save_checkpoint(args.dst, {**ckpt, CHECKPOINT_KEY: entry.to_checkpoint()})
+    print(f"wrote {args.dst}: BN statistics of {len(stats) // 2} layers for inputs up to {max_pixels} pixels, "
+          f"measured on {args.batches} batches of {args.batch} {args.dataset} {args.split} frames")
+    return 0
