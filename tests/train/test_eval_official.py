@@ -81,8 +81,9 @@ def test_segment_eval_json_agrees_with_official_evaluator(random_checkpoint, syn
                            "--save-labelids", str(pred_dir)])
     assert status == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(result) == {"miou", "per_class", "pixel_acc", "images"}
+    assert set(result) == {"miou", "per_class", "pixel_acc", "images", "small_input_images"}
     assert result["images"] == 4 and len(result["per_class"]) == 19
+    assert result["small_input_images"] == 0  # the checkpoint carries no small-input statistics
     predicted = np.unique(np.concatenate([np.array(Image.open(p)).ravel() for p in pred_dir.glob("*.png")]))
     assert len(predicted) >= 4, "predictions too uniform for a meaningful comparison"
     assert 0 < result["miou"] < 1
