@@ -57,6 +57,7 @@ class Prediction:
     valid_size: tuple[int, int] | None = None  # (H, W) of the image inside input_size (top-left; the rest padding)
     size: str | None = None  # the size asked for: "half", "full", "native" or "HxW"
     bucket: str | None = None  # the aspect-ratio bucket ("4:3") for "half"/"full"
+    small_input_stats: bool = False  # ran with the checkpoint's small-input BN statistics (segment.small_inputs)
     # Where total_ms went: "resize" (fit and pad to the run shape), "model", "upsample_argmax",
     # "restore" (labels back to the image's size), "other" (choosing the backend, ...).
     stages_ms: dict[str, float] = field(default_factory=dict)
@@ -315,7 +316,7 @@ class Predictor:
         return Prediction(labels=labels, model_ms=stages_ms["model"], total_ms=(end - start) * 1e3, stages_ms=stages_ms,
                           backend=backend.name, precision=backend.precision, input_size=plan.run_hw,
                           valid_size=plan.valid_hw, size=size if isinstance(size, str) else f"{size[0]}x{size[1]}",
-                          bucket=plan.aspect)
+                          bucket=plan.aspect, small_input_stats=self.sized.uses_small(plan.run_hw))
 
     def reference_labels(self, image: np.ndarray, size: str | tuple[int, int] = "native") -> np.ndarray:
         """The accuracy guard's reference: plain torch fp32 eager, the model's own full-size resize, argmax."""

@@ -113,3 +113,18 @@ def test_checkpoint_without_statistics_runs_one_model(checkpoint):
     predictor = Predictor(model=model_from_checkpoint(ckpt), classes=ckpt["classes"], palette=ckpt["palette"],
                           mean=MEAN, std=STD, threads=1)
     assert predictor.model_for((64, 64)) is predictor.model and predictor.key_for((64, 64)) == predictor.key
+
+
+def test_predict_says_which_shapes_ran_with_them(checkpoint, tmp_path, capsys):
+    from PIL import Image
+
+    from segment.cli import main as segment_main
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(calibration_images((128, 256), count=1)[0]).save(tmp_path / "in" / "street.png")
+    for size, small in (("native", True), ("half", False)):
+        assert segment_main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / size), "--checkpoint",
+                             str(checkpoint), "--size", size, "--backend", "torch"]) == 0
+        err = capsys.readouterr().err
+        assert "the model ran at " in err
+        assert ("with small-input BN statistics" in err) is small, err
