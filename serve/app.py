@@ -386,8 +386,9 @@ class DemoHandlers:
             summary += "\n\n" + serving[0]
             details["serving"] = serving[1]
         if len(self.models) > 1:
+            times = {k: round(v, 2) for k, v in times.items()}  # the text and the JSON show the same figures
             summary += "\n\n" + self.compare_markdown(entry.key, result.prediction, times)
-            details["model_ms_at_this_size"] = {k: round(v, 2) for k, v in times.items()}
+            details["model_ms_at_this_size"] = times
         return summary, details
 
     def compare_markdown(self, key: str, prediction, times: dict[str, float]) -> str:
