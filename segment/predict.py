@@ -404,6 +404,9 @@ class Predictor:
         return tuple(SIZES[budget]) if budget else tuple(size)
 
     def _selection_path(self, size: tuple[int, int]) -> Path:
+        return self.cache_dir / self.key_for(size) / f"{size[0]}x{size[1]}" / self._selection_name()
+
+    def _selection_name(self) -> str:
         # Keyed by the engines' versions too: an upgrade re-measures.
         import importlib.metadata as md
 
@@ -414,7 +417,7 @@ class Predictor:
             except md.PackageNotFoundError:
                 versions.append(f"{dist}-none")
         tag = hashlib.sha256("|".join(versions).encode()).hexdigest()[:8]
-        return self.cache_dir / self.key_for(size) / f"{size[0]}x{size[1]}" / f"auto-{self.threads}threads-{tag}.json"
+        return f"auto-{self.threads}threads-{tag}.json"
 
     def _read_selection_file(self, size: tuple[int, int]) -> dict | None:
         try:
@@ -435,7 +438,7 @@ class Predictor:
     def saved_selections(self) -> dict[tuple[int, int], dict]:
         """Every remembered auto choice of these weights at these threads and engine versions, by shape;
         ``stale`` is True where the guard records changed since (the next use measures again)."""
-        name = self._selection_path((0, 0)).name
+        name = self._selection_name()
         found = {}
         folders = [self.cache_dir / self._key_of(model) for model in self.sized.models()]
         for path in sorted(path for folder in folders for path in folder.glob(f"*/{name}")):

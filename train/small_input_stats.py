@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def measure_small_input_stats(*, checkpoint: dict, dataset, batches: int, batch: int, seed: int) -> dict:
     """Every BN layer's running statistics of ``checkpoint``'s model, averaged over ``batches`` of ``dataset``."""
+    import itertools
+
     from torch.utils.data import DataLoader
 
     from segment.batchnorm import recalibrate_batchnorm
@@ -51,14 +53,12 @@ def measure_small_input_stats(*, checkpoint: dict, dataset, batches: int, batch:
     loader = DataLoader(SeededDataset(dataset), batch_size=batch, sampler=sampler, num_workers=0, drop_last=True)
 
     def images():
-        for epoch in range(batches):  # more batches than an epoch holds: the next epoch's order
+        for epoch in itertools.count():  # more batches than an epoch holds: the next epoch's order
             sampler.set_epoch(epoch)
-            for i, (x, _) in enumerate(loader):
-                if epoch * sampler.batches_per_epoch + i >= batches:
-                    return
+            for x, _ in loader:
                 yield x
 
-    recalibrate_batchnorm(model, images())
+    recalibrate_batchnorm(model, itertools.islice(images(), batches))
     return bn_statistics(model)
 
 

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
 
     mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    small = None  # a checkpoint's small-input statistics, if it has them
     if args.preset:
         try:
             model = build_model(get_preset(args.preset).config).eval()
@@ -55,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size, native=False, minimum=32,
                       error=f"--size {args.size!r}: use half, full or HxW of at least 32x32 (e.g. 608x832)")
     size = SIZES[size] if isinstance(size, str) else size
-    if not args.preset:  # a small shape runs with the checkpoint's small-input statistics, as in 'segment predict'
-        model = SizedModel(model=model, small=small).for_input(size)
+    model = SizedModel(model=model, small=small).for_input(size)  # the model this shape runs, as in predict
     if args.graph == "logits":
         if args.int8 or args.format != "onnx":
             raise UserError("--graph logits is exported as fp32 ONNX only; drop --int8 / use --format onnx")
