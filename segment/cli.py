@@ -27,8 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train.cli", "train a model (CPU, one GPU, or torchrun for many)"),
     "eval": ("train.eval_cli", "evaluate a checkpoint: per-class IoU, mIoU, pixel accuracy"),
     "export-weights": ("train.export_weights", "shrink a training checkpoint to the weights inference needs"),
-    "small-input-stats": ("train.small_input_stats", "give a checkpoint BatchNorm statistics for small inputs "
-                                                     "(a photo run near its own size)"),
+    "small-input-stats": ("train.small_input_stats", "give a checkpoint BatchNorm statistics (and optionally a "
+                                                     "fine-tune's weights) for small inputs (a photo run near its "
+                                                     "own size)"),
     "zoo-add": ("train.zoo_add", "put a trained paper row into the model zoo (fp16 weights, manifest, mIoUs)"),
     "demo": ("serve.cli", "launch the Gradio web demo"),
     "demo-timing": ("serve.latency_cli", "where a running demo's request time goes: browser clicks and API calls"),

@@ -37,7 +37,7 @@ from segment.backends.cache import default_cache_dir, write_json_atomic
 from segment.checkpoint import load_checkpoint, model_from_checkpoint
 from segment.postprocess import upsample_argmax
 from segment.sizes import SIZES, RunPlan, budget_of, buckets, fit_and_pad, pad_colour, plan_run
-from segment.small_inputs import SizedModel, SmallInputStats
+from segment.small_inputs import SizedModel, SmallInputState
 
 MIN_AGREEMENT = 0.995  # argmax pixel agreement with torch fp32 a backend needs to be chosen by "auto"
 MAX_INT8_MIOU_DROP = MAX_MIOU_DROP  # the int8 rule: offered only below this mIoU drop (segment.accuracy.guard_passes)
@@ -57,7 +57,7 @@ class Prediction:
     valid_size: tuple[int, int] | None = None  # (H, W) of the image inside input_size (top-left; the rest padding)
     size: str | None = None  # the size asked for: "half", "full", "native" or "HxW"
     bucket: str | None = None  # the aspect-ratio bucket ("4:3") for "half"/"full"
-    small_input_stats: bool = False  # ran with the checkpoint's small-input BN statistics (segment.small_inputs)
+    small_input: str = ""  # the small-input state it ran with, described (segment.small_inputs); "" if none
     # Where total_ms went: "resize" (fit and pad to the run shape), "model", "upsample_argmax",
     # "restore" (labels back to the image's size), "other" (choosing the backend, ...).
     stages_ms: dict[str, float] = field(default_factory=dict)
@@ -116,8 +116,8 @@ class Predictor:
                  calib_data: str | Path | None = None, compile: bool = False, channels_last: bool = True,
                  min_agreement: float = MIN_AGREEMENT, config=None, guard_file: str | Path | None = None,
                  auto: AutoConfig | None = None, int8_settings=None,
-                 small_inputs: SmallInputStats | None = None) -> None:
-        # The model, and for small run shapes its copy with small-input BN statistics (segment.small_inputs).
+                 small_inputs: SmallInputState | None = None) -> None:
+        # The model, and for small run shapes its copy with the small-input state (segment.small_inputs).
         self.sized = SizedModel(model=model.eval(), small=small_inputs)
         self.config = config  # ModelConfig when known (checkpoint or preset): the benchmark's paper row
         self.classes = list(classes)
@@ -174,7 +174,7 @@ class Predictor:
         return cls(model=model_from_checkpoint(ckpt), classes=ckpt["classes"], palette=ckpt["palette"],
                    mean=norm["mean"], std=norm["std"], name=Path(path).stem,
                    config=ModelConfig.from_dict(ckpt["model_config"]),
-                   small_inputs=SmallInputStats.from_checkpoint(ckpt),
+                   small_inputs=SmallInputState.from_checkpoint(ckpt),
                    guard_file=guard_file if guard_file.is_file() else None, **kwargs)
 
     @classmethod
@@ -216,7 +216,7 @@ class Predictor:
         self.sized.model = model
 
     def model_for(self, size: tuple[int, int]) -> torch.nn.Module:
-        """The model a run shape uses: small shapes get the small-input BN statistics, if the checkpoint has them."""
+        """The model a run shape uses: small shapes get the small-input state, if the checkpoint has one."""
         return self.sized.for_input(tuple(size))
 
     @property
@@ -316,7 +316,7 @@ class Predictor:
         return Prediction(labels=labels, model_ms=stages_ms["model"], total_ms=(end - start) * 1e3, stages_ms=stages_ms,
                           backend=backend.name, precision=backend.precision, input_size=plan.run_hw,
                           valid_size=plan.valid_hw, size=size if isinstance(size, str) else f"{size[0]}x{size[1]}",
-                          bucket=plan.aspect, small_input_stats=self.sized.uses_small(plan.run_hw))
+                          bucket=plan.aspect, small_input=self.sized.describe(plan.run_hw))
 
     def reference_labels(self, image: np.ndarray, size: str | tuple[int, int] = "native") -> np.ndarray:
         """The accuracy guard's reference: plain torch fp32 eager, the model's own full-size resize, argmax."""

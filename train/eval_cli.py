@@ -77,7 +77,7 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
     from segment.checkpoint import load_checkpoint, model_from_checkpoint
     from segment.errors import UserError
     from segment.sizes import parse_size
-    from segment.small_inputs import SizedModel, SmallInputStats
+    from segment.small_inputs import SizedModel, SmallInputState
     from train.distributed import resolve_device
     from train.engine import autocast, scoring_logits
     from train.metrics import ConfusionMatrix, format_table
@@ -100,8 +100,8 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
         raise UserError(f"{checkpoint} predicts {len(ckpt['classes'])} classes ({', '.join(ckpt['classes'][:4])}, "
                         f"...) but {dataset} is labelled with {space.num_classes} ({', '.join(space.classes[:4])}, "
                         "...); evaluate it on a dataset of its own label space")
-    # Small inputs run with the checkpoint's small-input BN statistics, if it has them, as in 'segment predict'.
-    sized = SizedModel(model=model_from_checkpoint(ckpt).to(device), small=SmallInputStats.from_checkpoint(ckpt))
+    # Small inputs run with the checkpoint's small-input state, if it has one, as in 'segment predict'.
+    sized = SizedModel(model=model_from_checkpoint(ckpt).to(device), small=SmallInputState.from_checkpoint(ckpt))
     small_images = 0
     loader = DataLoader(data, batch_size=1, num_workers=workers, worker_init_fn=worker_init_fn)
     to_labelid = None
@@ -127,7 +127,7 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
               "images": len(data), "small_input_images": int(small_images)}
     title = (f"{Path(str(checkpoint)).name} on {dataset} {split}, {len(data)} images, size {size}"
              + (f", photos {photo_change}" if photo_change else "")
-             + (f", {small_images} with small-input BN statistics" if small_images else ""))
+             + (f", {small_images} with {sized.small.describe()}" if small_images else ""))
     return result, format_table(summary, title=title)
 
 

@@ -31,14 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from segment.checkpoint import load_checkpoint, model_from_checkpoint
     from segment.errors import UserError
-    from segment.small_inputs import SizedModel, SmallInputStats
+    from segment.small_inputs import SizedModel, SmallInputState
     from segment.presets import get_preset
     from segment.model import build_model
 
     from segment.normalization import IMAGENET_MEAN, IMAGENET_STD
 
     mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-    small = None  # a checkpoint's small-input statistics, if it has them
+    small = None  # a checkpoint's small-input state, if it has one
     if args.preset:
         try:
             model = build_model(get_preset(args.preset).config).eval()
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         from segment.bundled import default_checkpoint
 
         ckpt = load_checkpoint(args.checkpoint or default_checkpoint())
-        small = SmallInputStats.from_checkpoint(ckpt)
+        small = SmallInputState.from_checkpoint(ckpt)
         model = model_from_checkpoint(ckpt)
         mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
     from segment.sizes import SIZES, parse_size

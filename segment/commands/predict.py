@@ -127,13 +127,13 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str) -> tuple[list[Job], lis
 
 def _ran_at(prediction) -> str:
     """'608x832 (half, 4:3 bucket)': the model input of one prediction, without its per-image padding,
-    and whether it ran with the checkpoint's small-input BN statistics (segment.small_inputs)."""
+    and whether it ran with the checkpoint's small-input state (segment.small_inputs)."""
     h, w = prediction.input_size
     if prediction.bucket:
         shape = f"{h}x{w} ({prediction.size}, {prediction.bucket} bucket)"
     else:
         shape = f"{h}x{w}" + (" (native)" if prediction.size == "native" else "")
-    return shape + (" with small-input BN statistics" if prediction.small_input_stats else "")
+    return shape + (f" with {prediction.small_input}" if prediction.small_input else "")
 
 
 def render(fmt: str, image, labels, palette, opacity: float):

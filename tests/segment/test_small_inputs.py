@@ -1,4 +1,4 @@
-"""Small-input BatchNorm statistics: which inputs get them, and that every path runs them there."""
+"""The small-input state (BN statistics, or weights too): which inputs get it, and that every path runs it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from segment.predict import Predictor
 from segment.presets import get_preset
 from segment.quantize import calibration_images
 from segment.sizes import SIZES
-from segment.small_inputs import CHECKPOINT_KEY, SizedModel, SmallInputStats, bn_statistics
+from segment.small_inputs import CHECKPOINT_KEY, LEGACY_KEY, SizedModel, SmallInputState, bn_statistics, float_state
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 MAX_PIXELS = 200 * 300
@@ -27,10 +27,10 @@ def _model(seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def _shifted_stats(model: torch.nn.Module) -> SmallInputStats:
+def _shifted_stats(model: torch.nn.Module) -> SmallInputState:
     """Statistics unlike the model's own, so that outputs tell which set ran."""
     stats = {k: (v * 1.7 if k.endswith("running_var") else v + 0.3) for k, v in bn_statistics(model).items()}
-    return SmallInputStats(max_pixels=MAX_PIXELS, stats=stats, notes={"test": True})
+    return SmallInputState(max_pixels=MAX_PIXELS, state=stats, notes={"test": True})
 
 
 def test_apply_copies_the_statistics_and_leaves_the_model_alone():
@@ -38,12 +38,44 @@ def test_apply_copies_the_statistics_and_leaves_the_model_alone():
     small = _shifted_stats(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     copy = small.apply(model)
-    for name, value in small.stats.items():
+    for name, value in small.state.items():
         assert torch.equal(copy.get_buffer(name), value)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     x = torch.randn(1, 3, 64, 128)
     with torch.no_grad():
         assert not torch.allclose(model(x), copy(x))
+
+
+def test_weights_ride_along_and_describe_themselves():
+    model, tuned = _model(), _model(seed=2)
+    stats_only = _shifted_stats(model)
+    with_weights = SmallInputState(max_pixels=MAX_PIXELS, state=float_state(tuned))
+    assert not stats_only.has_weights and stats_only.describe() == "small-input BN statistics"
+    assert with_weights.has_weights and with_weights.describe() == "small-input weights"
+    before = float_state(model)
+    copy = with_weights.apply(model)
+    assert all(torch.equal(copy.state_dict()[k], v) for k, v in float_state(tuned).items())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())   # the model is left alone
+    x = torch.randn(1, 3, 64, 128)
+    with torch.no_grad():
+        assert torch.allclose(copy(x), tuned(x)) and not torch.allclose(copy(x), model(x))
+
+
+def test_a_state_without_every_bn_statistic_is_refused():
+    model = _model()
+    state = {k: v for k, v in float_state(model).items() if not k.endswith("running_var")}
+    with pytest.raises(ValueError, match="segment small-input-stats"):
+        SmallInputState(max_pixels=MAX_PIXELS, state=state).apply(model)
+
+
+def test_the_earlier_statistics_only_entry_is_read(checkpoint):
+    from segment.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    entry = ckpt.pop(CHECKPOINT_KEY)
+    ckpt[LEGACY_KEY] = {"max_pixels": entry["max_pixels"], "stats": entry["state"], "notes": entry["notes"]}
+    legacy = SmallInputState.from_checkpoint(ckpt)
+    assert legacy.max_pixels == MAX_PIXELS and legacy.state.keys() == entry["state"].keys()
 
 
 def test_statistics_of_another_model_are_refused():
@@ -59,13 +91,14 @@ def test_sized_model_chooses_by_pixels_and_follows_a_replaced_model():
     assert sized.for_input((200, 300)) is not model          # exactly max_pixels: small
     assert sized.for_input((200, 301)) is model
     assert sized.for_input((512, 1024)) is model
+    assert sized.describe((200, 300)) == "small-input BN statistics" and sized.describe((512, 1024)) == ""
     first = sized.for_input((100, 100))
     assert sized.for_input((100, 100)) is first               # built once
     sized.model = _model(seed=1)
     replaced = sized.for_input((100, 100))
     assert replaced is not first
-    assert torch.equal(replaced.get_buffer(next(iter(sized.small.stats))),
-                       next(iter(sized.small.stats.values())))
+    assert torch.equal(replaced.get_buffer(next(iter(sized.small.state))),
+                       next(iter(sized.small.state.values())))
     assert SizedModel(model=model, small=None).for_input((10, 10)) is model
 
 
@@ -91,7 +124,7 @@ def test_predictor_runs_small_shapes_with_their_statistics(checkpoint):
 
     ckpt = load_checkpoint(checkpoint)
     plain = model_from_checkpoint(ckpt)
-    small = SmallInputStats.from_checkpoint(ckpt).apply(plain)
+    small = SmallInputState.from_checkpoint(ckpt).apply(plain)
     predictor = Predictor.from_checkpoint(checkpoint, backend="torch", threads=1)
     image = calibration_images((128, 256), count=1)[0]      # 32768 pixels: a small input
     labels = predictor.predict(image, size="native").labels
@@ -109,7 +142,7 @@ def test_checkpoint_without_statistics_runs_one_model(checkpoint):
 
     ckpt = load_checkpoint(checkpoint)
     del ckpt[CHECKPOINT_KEY]
-    assert SmallInputStats.from_checkpoint(ckpt) is None
+    assert SmallInputState.from_checkpoint(ckpt) is None
     predictor = Predictor(model=model_from_checkpoint(ckpt), classes=ckpt["classes"], palette=ckpt["palette"],
                           mean=MEAN, std=STD, threads=1)
     assert predictor.model_for((64, 64)) is predictor.model and predictor.key_for((64, 64)) == predictor.key

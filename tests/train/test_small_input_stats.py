@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from segment.checkpoint import load_checkpoint
+from segment.checkpoint import load_checkpoint, save_checkpoint
 from segment.cli import main as segment_main
-from segment.small_inputs import CHECKPOINT_KEY, bn_statistics
+from segment.small_inputs import CHECKPOINT_KEY, bn_statistics, float_state
 from segment.checkpoint import model_from_checkpoint
 from train import trainer
 
@@ -40,9 +40,56 @@ def test_writes_the_statistics_and_changes_no_weight(with_stats):
     assert entry["max_pixels"] == round(64 * 128 * 1.5 ** 2)
     assert entry["notes"]["crop"] == [64, 128] and entry["notes"]["batches"] == 2
     own = bn_statistics(model_from_checkpoint(before))
-    assert entry["stats"].keys() == own.keys()
-    assert any(not torch.allclose(entry["stats"][k], own[k]) for k in own)   # measured afresh
+    assert entry["state"].keys() == own.keys()
+    assert any(not torch.allclose(entry["state"][k], own[k]) for k in own)   # measured afresh
     assert all(torch.equal(after["model"][k], v) for k, v in before["model"].items())
+
+
+def test_weights_of_a_fine_tune_go_to_small_inputs_only(with_stats, synth_root, tmp_path):
+    src, _ = with_stats
+    tuned = tmp_path / "tuned.pt"                        # stands in for a fine-tune of SRC: other weights
+    ckpt = load_checkpoint(src)
+    model = model_from_checkpoint(ckpt)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.9)
+    save_checkpoint(tuned, {**ckpt, "model": model.state_dict()})
+    dst = tmp_path / "with_weights.pt"
+    assert segment_main(["small-input-stats", str(src), str(dst), "--weights", str(tuned), "--dataset", "synthetic",
+                         "--data-root", str(synth_root), "--crop", "64x128", "--batches", "2"]) == 0
+    after = load_checkpoint(dst)
+    entry = after[CHECKPOINT_KEY]
+    weights = {k for k in float_state(model) if not k.endswith(("running_mean", "running_var"))}
+    assert weights <= entry["state"].keys() and bn_statistics(model).keys() <= entry["state"].keys()
+    assert all(torch.equal(entry["state"][k], float_state(model)[k]) for k in weights)
+    assert all(torch.equal(after["model"][k], v) for k, v in ckpt["model"].items())   # larger inputs: SRC's own
+    assert entry["notes"]["weights"]["file"] == "tuned.pt"
+    halved = tmp_path / "halved.pt"
+    assert segment_main(["small-input-stats", str(src), str(halved), "--weights", str(tuned), "--half", "--dataset",
+                         "synthetic", "--data-root", str(synth_root), "--crop", "64x128", "--batches", "2"]) == 0
+    stored = load_checkpoint(halved)[CHECKPOINT_KEY]["state"]
+    assert all(stored[k].dtype == torch.float16 for k in weights)
+    assert all(v.dtype == torch.float32 for k, v in stored.items() if k.endswith(("running_mean", "running_var")))
+
+
+def test_weights_of_another_model_are_refused(with_stats, synth_root, tmp_path, capsys):
+    from segment.checkpoint import make_checkpoint
+    from segment.model import build_model
+    from segment.presets import get_preset
+
+    src, _ = with_stats
+    ckpt = load_checkpoint(src)
+    other = tmp_path / "other.pt"
+    config = get_preset("default").config
+    save_checkpoint(other, make_checkpoint(model=build_model(replace(config, num_classes=len(ckpt["classes"]))),
+                                           config=replace(config, num_classes=len(ckpt["classes"])),
+                                           classes=ckpt["classes"], palette=ckpt["palette"],
+                                           mean=ckpt["normalization"]["mean"], std=ckpt["normalization"]["std"]))
+    status = segment_main(["small-input-stats", str(src), str(tmp_path / "x.pt"), "--weights", str(other),
+                           "--dataset", "synthetic", "--data-root", str(synth_root), "--batches", "1"])
+    err = capsys.readouterr().err
+    assert status == 2 and "--weights" in err and "other.pt" in err, err
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_eval_uses_them_for_small_inputs_only(with_stats, synth_root, capsys):
