@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batches", type=int, default=32, help="batches averaged (default 32)")
     p.add_argument("--batch", type=int, default=4, help="frames per batch (default 4)")
     p.add_argument("--max-pixels", type=int,
-                   help=f"largest input (H*W of the run shape) given these statistics (default: the crop's pixels "
+                   help=f"largest input (H*W of the run shape) given this state (default: the crop's pixels "
                         f"x {DEFAULT_SIDE_FACTOR}^2, 388800 for 360x480)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
