@@ -225,7 +225,7 @@ class Predictor:
         return self._key_of(self.model)
 
     def key_for(self, size: tuple[int, int]) -> str:
-        """The graph key of the model ``size`` runs (another one for small shapes with their own statistics)."""
+        """The graph key of the model ``size`` runs (another one for small shapes with a small-input state)."""
         return self._key_of(self.model_for(size))
 
     def _key_of(self, model: torch.nn.Module) -> str:

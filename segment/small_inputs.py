@@ -29,6 +29,7 @@ from segment.batchnorm import batchnorm_layers
 
 CHECKPOINT_KEY = "small_input"
 LEGACY_KEY = "small_input_bn"  # the earlier form: {"max_pixels", "stats" (BN statistics only), "notes"}
+ENTRY_KEYS = (CHECKPOINT_KEY, LEGACY_KEY)  # every checkpoint key that holds a small-input state
 STAT_NAMES = ("running_mean", "running_var")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from segment.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from segment.small_inputs import CHECKPOINT_KEY as SMALL_INPUT_KEY, LEGACY_KEY as SMALL_INPUT_LEGACY_KEY
+from segment.small_inputs import ENTRY_KEYS as SMALL_INPUT_KEYS
 
 # Keys of a training checkpoint beyond the model format's required ones.
 TRAINING_KEYS = ("optimizer", "scheduler", "scaler", "iteration", "rng")
@@ -73,7 +73,7 @@ def load_training_checkpoint(path: str | Path) -> dict:
 
 # Fields copied into an exported (weights-only) checkpoint besides the required ones.
 EXPORT_KEYS = ("label_space", "metrics", "best", "train_config", "command", "iteration", "trained",
-               SMALL_INPUT_KEY, SMALL_INPUT_LEGACY_KEY)
+               *SMALL_INPUT_KEYS)
 
 
 def export_weights(src: str | Path, dst: str | Path, *, half: bool = False, average_with: str | Path | None = None,
@@ -89,7 +89,7 @@ def export_weights(src: str | Path, dst: str | Path, *, half: bool = False, aver
     """
     ckpt = load_checkpoint(src)
     if average_with is not None:
-        for key in (SMALL_INPUT_KEY, SMALL_INPUT_LEGACY_KEY):
+        for key in SMALL_INPUT_KEYS:
             ckpt.pop(key, None)  # made for SRC's weights alone, not for their mean
         ckpt["model"] = interpolate_weights(ckpt, load_checkpoint(average_with), src_weight=src_weight,
                                             names=(str(src), str(average_with)))

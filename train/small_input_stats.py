@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from data.transforms import train_transform
     from segment.checkpoint import load_checkpoint, save_checkpoint
     from segment.errors import UserError
-    from segment.small_inputs import CHECKPOINT_KEY, LEGACY_KEY, SmallInputState
+    from segment.small_inputs import CHECKPOINT_KEY, ENTRY_KEYS, SmallInputState
 
     if args.half and not args.weights:
         raise UserError("--half stores the --weights in fp16; without --weights there are only statistics (fp32)")
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         notes["weights"] = _provenance(args.weights, source)
     entry = SmallInputState(max_pixels=max_pixels, state=state, notes=notes)
-    out = {k: v for k, v in ckpt.items() if k != LEGACY_KEY}
+    out = {k: v for k, v in ckpt.items() if k not in ENTRY_KEYS}
     save_checkpoint(args.dst, {**out, CHECKPOINT_KEY: entry.to_checkpoint(half=args.half)})
     print(f"wrote {args.dst}: {entry.describe()} ({len(state)} tensors) for inputs up to {max_pixels} pixels, "
           f"statistics measured on {args.batches} batches of {args.batch} {args.dataset} {args.split} frames")
