@@ -268,9 +268,10 @@ def eval_transform(*, size: str | tuple[int, int] | None = None, photo_change: s
     """Evaluation pipeline: normalize; with a ``size`` also resize the image (only).
 
     ``size=None`` or "native" keeps the image's own size (full-resolution
-    evaluation); "half" and "full" are the paper's pixel budgets (512*1024 and
-    1024*2048: a 2:1 image runs at exactly 512x1024 / 1024x2048, others keep
-    their aspect ratio in a padded shape bucket, see ``segment.sizes``);
+    evaluation); "half" and "full" fit the image inside the paper's inputs (512x1024
+    and 1024x2048, turned for a portrait image: a 2:1 image runs at exactly
+    those, others keep their aspect ratio in a padded shape bucket, see
+    ``segment.sizes``);
     ``(H, W)`` resizes to exactly that. The mask always stays at its full size.
     ``photo_change``: a key of PHOTO_CHANGES applied to the photo first.
     """

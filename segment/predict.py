@@ -1,8 +1,8 @@
 """The one inference path: CLI, demo and benchmark all call ``Predictor.predict``.
 
 A request is: resize to the run shape (``segment.sizes``: "half" and "full"
-are pixel budgets, the photo keeps its aspect ratio inside a shape bucket and
-the rest is padded) -> backend (normalization + network to 1/8-resolution
+fit the photo inside the paper's 512x1024 / 1024x2048 with its aspect ratio, in a
+shape bucket, and the rest is padded) -> backend (normalization + network to 1/8-resolution
 logits, see ``segment.backends.graph``) -> exact bilinear-upsample argmax
 (``segment.postprocess``) -> crop of the padding and nearest resize of the
 labels back to the image's size. Backends: torch, onnxruntime, openvino, at
@@ -67,7 +67,7 @@ class Prediction:
             self.valid_size = tuple(self.input_size)
 
     def describe_size(self) -> str:
-        """'608x832 (half, 4:3 bucket; image 608x811 + padding)': the size the model ran at, in words."""
+        """'512x704 (half, 4:3 bucket; image 512x683 + padding)': the size the model ran at, in words."""
         return RunPlan(run_hw=tuple(self.input_size), valid_hw=tuple(self.valid_size),
                        budget=self.size if self.bucket else None, aspect=self.bucket).describe()
 
@@ -286,8 +286,8 @@ class Predictor:
                 output_hw: tuple[int, int] | None = None) -> Prediction:
         """Segment one RGB uint8 image (H, W, 3); ``size`` is "half", "full", "native" or (H, W).
 
-        "half" and "full" are pixel budgets (512*1024, 1024*2048): the image keeps its aspect
-        ratio (``segment.sizes``). The labels come back at the image's own size, or at
+        "half" and "full" fit the image inside the paper's 512x1024 / 1024x2048, keeping its
+        aspect ratio (``segment.sizes``). The labels come back at the image's own size, or at
         ``output_hw`` (the photo's own size when ``image`` was decoded reduced, as
         ``segment.images.read_photo(needed_side=...)`` does).
         """

@@ -207,7 +207,7 @@ class DemoHandlers:
         # for auto's measurement holds up only the request or bucket that needs that shape.
         self.model_lock = threading.Lock()
         # The latest model time (ms) of each model at each run shape, requests and preparation alike:
-        # what the page compares ("Small 18 ms, Large 52 ms at 608x832"). Shapes: a few buckets per size.
+        # what the page compares ("Small 18 ms, Large 52 ms at 512x704"). Shapes: a few buckets per size.
         self.model_ms: dict[tuple[int, int], dict[str, float]] = {}
         self._prepared: set[tuple[str, str, str]] = set()  # (model, resolution, aspect) already warmed up
         self._stop = threading.Event()  # set by stop_background

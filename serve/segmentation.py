@@ -2,9 +2,9 @@
 
 The photo is first fitted inside ``max_side`` pixels (2048 = the model's full
 resolution width), so a 48 MP upload costs the page no more than a Cityscapes
-frame; the model itself runs at "half" or "full", the pixel budgets of 512x1024
-and 1024x2048, with the photo's own aspect ratio (``segment.sizes``: a 4:3 photo
-runs at 608x832 at half, padded where it does not fill its shape bucket), and
+frame; the model itself runs at "half" or "full", the photo fitted inside the paper's
+512x1024 or 1024x2048 with its own aspect ratio (``segment.sizes``: a 4:3 photo
+runs at 512x704 at half, padded where it does not fill its shape bucket), and
 its labels come back at the fitted photo's size.
 """
 
@@ -18,8 +18,9 @@ import numpy as np
 from segment.images import blend, colorize, fit_within, fitted_size
 from segment.predict import Prediction
 
-# Labels on the page: pixel budgets, the photo keeps its aspect ratio (512x1024 / 1024x2048 for 2:1).
-RESOLUTIONS = {"half": "half (0.5 MP, as 512x1024)", "full": "full (2 MP, as 1024x2048)"}
+# Labels on the page: the photo is fitted inside the paper's inputs, keeping its aspect ratio
+# (exactly 512x1024 / 1024x2048 for 2:1; segment.sizes).
+RESOLUTIONS = {"half": "half (fitted in 512x1024)", "full": "full (fitted in 1024x2048)"}
 DEFAULT_OPACITY = 0.5
 DEFAULT_MAX_SIDE = 2048
 
@@ -111,7 +112,7 @@ def summary_markdown(result: DemoResult, model_name: str) -> str:
 
 
 def _ran_at(p: Prediction) -> str:
-    """'608x832 (half, 4:3 bucket: photo resized to 608x811, the rest padded)'."""
+    """'512x704 (half, 4:3 bucket: photo resized to 512x683, the rest padded)'."""
     h, w = p.input_size
     text = f"{h}x{w}"
     if p.bucket:

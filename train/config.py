@@ -107,8 +107,8 @@ CPU = TrainConfig(
 # stall when the cores are shared), and fp32 + channels_last matched bf16 autocast
 # (~5-7 images/s at 256x320), so fp32. 256x320 crops (about half a frame); the scale
 # is drawn log-uniformly from 0.75-4.0 so the model sees objects at the sizes they
-# have at native size (1x), at "half" (a 4:3 frame runs at 608x811: 1.7x) and at
-# "full" (1248x1664: 3.5x), as many enlargements as shrinks of each factor; flip;
+# have at native size (1x), at "half" (a 4:3 frame runs at 512x683: 1.4x) and at
+# "full" (1024x1365: 2.8x) and beyond, as many enlargements as shrinks of each factor; flip;
 # AdamW + poly with warm-up; ENet class weighting for the small classes (pole, sign,
 # rider). The reference BN momentum (0.003 backbone, 0.0003 head) is too slow for a
 # few thousand steps: the statistics are recomputed before each evaluation.

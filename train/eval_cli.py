@@ -1,9 +1,9 @@
 """``segment eval``: per-class IoU, mIoU and pixel accuracy of a checkpoint on a dataset split.
 
 The model runs on the image at ``--size`` (native = the image's own size; half
-and full = the pixel budgets of the paper's two Cityscapes inputs, 512x1024 and
-1024x2048, which a 2:1 image runs at exactly and other images fill with their
-own aspect ratio, as ``segment predict`` runs them: ``segment.sizes``) and is
+and full = the image fitted inside the paper's two Cityscapes inputs, 512x1024
+and 1024x2048 (turned for a portrait image), which a 2:1 image runs at exactly,
+as ``segment predict`` runs them: ``segment.sizes``) and is
 always scored at the label's full size. ``--json`` prints, as the last line,
 ``{"miou", "per_class", "pixel_acc", "images"}`` (fractions in [0, 1]).
 """
@@ -24,9 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", required=True, metavar="DIR")
     p.add_argument("--split", default="val")
     p.add_argument("--size", default="native",
-                   help="native | half | full | HxW (default native); half and full are pixel budgets "
-                        "(512*1024, 1024*2048): 2:1 images run at exactly 512x1024 / 1024x2048, others keep "
-                        "their aspect ratio as in 'segment predict'; HxW is exactly that")
+                   help="native | half | full | HxW (default native); half and full fit the image "
+                        "inside the paper's 512x1024 / 1024x2048 (turned for portrait images), keeping its aspect "
+                        "ratio as in 'segment predict': 2:1 images run at exactly those; HxW is exactly that")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line (last line)")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
     # The keys of data.transforms.PHOTO_CHANGES, spelled out so that '--help' does not import

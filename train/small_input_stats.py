@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_SIDE_FACTOR = 1.5  # small = up to 1.5x the measuring crop's side (docs/train.md: the crossover)
+DEFAULT_SIDE_FACTOR = 1.1  # small = up to 1.1x the measuring crop's side (docs/train.md: where they stop helping)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=4, help="frames per batch (default 4)")
     p.add_argument("--max-pixels", type=int,
                    help=f"largest input (H*W of the run shape) given this state (default: the crop's pixels "
-                        f"x {DEFAULT_SIDE_FACTOR}^2, 388800 for 360x480)")
+                        f"x {DEFAULT_SIDE_FACTOR}^2, 209088 for 360x480)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
 

@@ -225,7 +225,7 @@ def build_datasets(cfg: TrainConfig):
 
 
 def eval_size(text: str) -> str | tuple[int, int]:
-    """The evaluation size option: "native", "half", "full" (pixel budgets, see segment.sizes) or (H, W)."""
+    """The evaluation size option: "native", "half", "full" (the paper's frames, see segment.sizes) or (H, W)."""
     from segment.sizes import parse_size
 
     return parse_size(text, error=f"size {text!r}: expected native, half, full or HxW such as 512x1024")

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", action="append", default=[], choices=list(PRECISIONS),
                         help="precision (repeatable; default: every one the backend and CPU can run)")
     parser.add_argument("--size", action="append", default=[],
-                        help="half, full (pixel budgets: the --image keeps its aspect ratio, in its shape bucket; "
+                        help="half, full (the paper's frames: the --image is fitted inside, in its shape bucket; "
                              "the default synthetic scene is 2:1, so 512x1024 and 1024x2048) or HxW "
                              "(repeatable; default: half and full)")
     parser.add_argument("--threads", action="append", type=int, default=[], help="threads (repeatable; default: 1 and all)")

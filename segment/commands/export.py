@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="export a randomly initialised preset instead of a checkpoint")
     parser.add_argument("--format", choices=["onnx", "openvino"], default="onnx")
     parser.add_argument("--size", default="half",
-                        help="input shape of the graph: half (512x1024), full (1024x2048) or HxW, e.g. 608x832 for "
+                        help="input shape of the graph: half (512x1024), full (1024x2048) or HxW, e.g. 512x704 for "
                              "the 4:3 bucket of half that 'segment predict' runs a 4:3 photo at (default: half)")
     parser.add_argument("--out", help="output file (.onnx) or OpenVINO .xml (default: the model cache, printed)")
     parser.add_argument("--graph", choices=["logits", "app"], default="app",
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from segment.sizes import SIZES, parse_size
 
     size = parse_size(args.size, native=False, minimum=32,
-                      error=f"--size {args.size!r}: use half, full or HxW of at least 32x32 (e.g. 608x832)")
+                      error=f"--size {args.size!r}: use half, full or HxW of at least 32x32 (e.g. 512x704)")
     size = SIZES[size] if isinstance(size, str) else size
     model = SizedModel(model=model, small=small).for_input(size)  # the model this shape runs, as in predict
     if args.graph == "logits":

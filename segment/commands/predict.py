@@ -43,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for the PNGs (created if missing)")
     add_model_arguments(parser)
     parser.add_argument("--size", default="half",
-                        help="model input: half or full (pixel budgets of 512*1024 and 1024*2048: each image keeps "
-                             "its aspect ratio, in one of a few shape buckets; 2:1 images run at exactly 512x1024 / "
-                             "1024x2048), native (the image's own size) or HxW (exactly that); labels always come "
+                        help="model input: half or full (each image fitted inside the paper's 512x1024 / 1024x2048, "
+                             "turned for portrait images, keeping its aspect ratio in one of a few shape buckets; "
+                             "2:1 images run at exactly 512x1024 / 1024x2048), native (the image's own size) or HxW (exactly that); labels always come "
                              "back at the image's size (default: half)")
     parser.add_argument("--format", choices=FORMATS, default="color", dest="fmt",
                         help="what to write (default: color); labelid = Cityscapes submission format")
@@ -126,7 +126,7 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str) -> tuple[list[Job], lis
 
 
 def _ran_at(prediction) -> str:
-    """'608x832 (half, 4:3 bucket)': the model input of one prediction, without its per-image padding,
+    """'512x704 (half, 4:3 bucket)': the model input of one prediction, without its per-image padding,
     and whether it ran with the checkpoint's small-input state (segment.small_inputs)."""
     h, w = prediction.input_size
     if prediction.bucket:

@@ -369,9 +369,9 @@ def test_bench_input_follows_the_size_rule(tmp_path):
     path = tmp_path / "phone.png"
     Image.fromarray(np.zeros((120, 160, 3), np.uint8)).save(path)
     image, plan = bench_input("half", str(path))
-    assert plan.run_hw == (608, 832) and image.shape == (608, 811, 3) and plan.valid_hw == (608, 811)
+    assert plan.run_hw == (512, 704) and image.shape == (512, 683, 3) and plan.valid_hw == (512, 683)
     image, plan = bench_input("full", str(path))
-    assert plan.run_hw == plan.valid_hw == (1248, 1664) and image.shape == (1248, 1664, 3)
+    assert plan.run_hw == (1024, 1376) and image.shape == (1024, 1365, 3) and plan.valid_hw == (1024, 1365)
     image, plan = bench_input((64, 128), str(path))  # an explicit HxW is exactly that
     assert image.shape == (64, 128, 3) and plan.run_hw == plan.valid_hw == (64, 128)
 
@@ -386,8 +386,8 @@ def test_guard_file_keeps_the_current_weights_records_only(tmp_path):
                 "agreement": 1.0, "root": "/data"}
 
     write_guard_file(str(path), [rec("old", "openvino", (512, 1024)), rec("old", "torch", (512, 1024))])
-    write_guard_file(str(path), [rec("new", "openvino", (608, 832))])
-    write_guard_file(str(path), [rec("new", "torch", (608, 832))])
+    write_guard_file(str(path), [rec("new", "openvino", (512, 704))])
+    write_guard_file(str(path), [rec("new", "torch", (512, 704))])
     records = json.loads(path.read_text())["records"]
     assert sorted((r["key"], r["backend"]) for r in records) == [("new", "openvino"), ("new", "torch")]
     assert all("root" not in r for r in records)

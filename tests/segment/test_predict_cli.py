@@ -226,8 +226,8 @@ def test_half_keeps_each_photos_aspect_ratio_and_says_where_it_ran(tmp_path, che
     assert Image.open(tmp_path / "out" / "upright_trainIds.png").size == (48, 64)
     err = capsys.readouterr().err
     assert "the model ran at " in err
-    for shape in ("608x832 (half, 4:3 bucket) for 1 image", "512x1024 (half, 2:1 bucket) for 1 image",
-                  "832x608 (half, 3:4 bucket) for 1 image"):
+    for shape in ("512x704 (half, 4:3 bucket) for 1 image", "512x1024 (half, 2:1 bucket) for 1 image",
+                  "704x512 (half, 3:4 bucket) for 1 image"):
         assert shape in err
 
 

@@ -1,4 +1,4 @@
-"""Model input sizes (segment.sizes): pixel budgets, shape buckets, no stretching, one parser."""
+"""Model input sizes (segment.sizes): the paper's frames, shape buckets, no stretching, one parser."""
 
 from __future__ import annotations
 
@@ -27,33 +27,46 @@ BUDGET = {name: h * w for name, (h, w) in SIZES.items()}
 
 
 @pytest.mark.parametrize("budget", ["half", "full"])
-def test_every_bucket_is_a_multiple_of_32_within_budget(budget):
+def test_every_bucket_is_a_multiple_of_32_inside_the_turned_frame(budget):
     shapes = buckets(budget)
     assert list(shapes) == [f"{w}:{h}" for w, h in ASPECTS]
     assert len(set(shapes.values())) == len(ASPECTS)
+    short, long = SIZES[budget]
     for name, (h, w) in shapes.items():
-        assert h % 32 == 0 and w % 32 == 0, name
-        assert h * w <= BUDGET[budget], name
-        # "about the budget": a photo of the bucket's own aspect ratio fills >= 94% of the pixels
         wa, ha = map(int, name.split(":"))
+        frame = (short, long) if wa >= ha else (long, short)
+        assert h % 32 == 0 and w % 32 == 0, name
+        assert h <= frame[0] and w <= frame[1], name
+        # a photo of the bucket's own aspect ratio fills the frame on one side and the bucket
+        # to within the rounding to 32 on the other
         vh, vw = fit_inside((ha * 1000, wa * 1000), (h, w))
-        assert vh * vw >= 0.94 * BUDGET[budget], (name, vh, vw)
+        assert vh == frame[0] or vw == frame[1], (name, vh, vw)
+        assert h - vh < 32 and w - vw < 32, (name, vh, vw)
 
 
 @pytest.mark.parametrize("budget", ["half", "full"])
-def test_bucket_is_the_best_multiple_of_32(budget):
-    # Brute force over every multiple-of-32 shape within the budget: none holds more of a photo
-    # of the bucket's aspect ratio.
+def test_bucket_is_the_smallest_multiple_of_32_holding_the_fitted_photo(budget):
+    # Brute force: the fitted photo of each aspect ratio, and the smallest multiple-of-32 shape
+    # that holds it.
+    short, long = SIZES[budget]
     for wa, ha in ASPECTS:
-        a = wa / ha
-        best = 0.0
-        for h in range(32, 4096 + 1, 32):
-            for w in range(32, 4096 + 1, 32):
-                if h * w > BUDGET[budget]:
-                    break
-                best = max(best, min(h * h * a, w * w / a))
-        h, w = bucket_shape(SIZES[budget], (wa, ha))
-        assert min(h * h * a, w * w / a) == pytest.approx(best), (wa, ha)
+        frame = (short, long) if wa >= ha else (long, short)
+        scale = min(frame[0] / ha, frame[1] / wa)
+        need = (ha * scale, wa * scale)
+        smallest = min(((h, w) for h in range(32, long + 1, 32) for w in range(32, long + 1, 32)
+                        if h >= need[0] - 0.5 and w >= need[1] - 0.5), key=lambda s: s[0] * s[1])
+        assert bucket_shape(SIZES[budget], (wa, ha)) == smallest, (wa, ha)
+
+
+def test_a_landscape_photo_runs_at_the_papers_height_and_a_portrait_at_its_width():
+    for budget, (short, _) in SIZES.items():
+        for wa, ha in ASPECTS:
+            h, w = buckets(budget)[f"{wa}:{ha}"]
+            assert (h if wa >= ha else w) == short, (budget, wa, ha)
+    # a portrait photo is the landscape one turned: same shape, sides swapped
+    for budget in SIZES:
+        assert buckets(budget)["3:4"] == buckets(budget)["4:3"][::-1]
+        assert buckets(budget)["9:16"] == buckets(budget)["16:9"][::-1]
 
 
 def test_two_to_one_is_exactly_the_papers_inputs():
@@ -67,16 +80,16 @@ def test_two_to_one_is_exactly_the_papers_inputs():
 
 
 @pytest.mark.parametrize("image_hw, aspect, half, full", [
-    ((3000, 4000), "4:3", (608, 832), (1248, 1664)),     # phone photo, landscape
-    ((360, 480), "4:3", (608, 832), (1248, 1664)),       # CamVid
-    ((1080, 1920), "16:9", (544, 960), (1088, 1920)),    # video frame
-    ((4000, 3000), "3:4", (832, 608), (1664, 1248)),     # phone photo, portrait
-    ((1920, 1080), "9:16", (960, 544), (1920, 1088)),    # phone video, portrait
+    ((3000, 4000), "4:3", (512, 704), (1024, 1376)),     # phone photo, landscape
+    ((360, 480), "4:3", (512, 704), (1024, 1376)),       # CamVid
+    ((1080, 1920), "16:9", (512, 928), (1024, 1824)),    # video frame
+    ((4000, 3000), "3:4", (704, 512), (1376, 1024)),     # phone photo, portrait
+    ((1920, 1080), "9:16", (928, 512), (1824, 1024)),    # phone video, portrait
     ((1024, 2048), "2:1", (512, 1024), (1024, 2048)),    # Cityscapes
     ((400, 4000), "2:1", (512, 1024), (1024, 2048)),     # panorama: clamps to the widest bucket
     ((4000, 400), "1:2", (1024, 512), (2048, 1024)),     # very tall: clamps to the tallest
-    ((7, 9), "4:3", (608, 832), (1248, 1664)),           # tiny (9/7 = 1.29: nearest 4:3)
-    ((1, 1), "1:1", (704, 704), (1440, 1440)),
+    ((7, 9), "4:3", (512, 704), (1024, 1376)),           # tiny (9/7 = 1.29: nearest 4:3)
+    ((1, 1), "1:1", (512, 512), (1024, 1024)),
 ])
 def test_run_shape_per_aspect_ratio(image_hw, aspect, half, full):
     for budget, expected in (("half", half), ("full", full)):
@@ -117,14 +130,14 @@ def test_native_and_explicit_sizes_are_kept():
     assert plan_run((333, 517), "native") == RunPlan(run_hw=(333, 517), valid_hw=(333, 517))
     plan = plan_run((3000, 4000), (768, 1536))  # the user asked for exactly this: stretched, no bucket
     assert plan == RunPlan(run_hw=(768, 1536), valid_hw=(768, 1536))
-    assert budget_of((768, 1536)) is None and budget_of((608, 832)) == "half" and budget_of((1248, 1664)) == "full"
+    assert budget_of((768, 1536)) is None and budget_of((512, 704)) == "half" and budget_of((1024, 1376)) == "full"
     with pytest.raises(UserError, match="half, full, native"):
         plan_run((10, 10), "quarter")
 
 
 def test_fit_inside_rounding():
-    assert fit_inside((360, 480), (608, 832)) == (608, 811)
-    assert fit_inside((1080, 1920), (544, 960)) == (540, 960)
+    assert fit_inside((360, 480), (512, 704)) == (512, 683)
+    assert fit_inside((1080, 1920), (512, 928)) == (512, 910)
     assert fit_inside((1, 10000), (512, 1024)) == (1, 1024)  # never zero
 
 

@@ -80,9 +80,9 @@ def test_real_model_labels_match_colours(predictor, resolution):
     assert (result.color == predictor.palette[result.labels]).all()
     assert abs(sum(e.share for e in result.legend) - 1.0) < 1e-9
     info = summary_dict(result, predictor.name)
-    # 5:3, so the 16:9 bucket of the pixel budget, not a stretched 512x1024 / 1024x2048
-    assert info["model_input_hw"] == ([544, 960] if resolution == "half" else [1088, 1920])
-    assert info["model_valid_hw"] == ([544, 907] if resolution == "half" else [1088, 1813])
+    # 5:3, so the 16:9 bucket at the paper's height, not a stretched 512x1024 / 1024x2048
+    assert info["model_input_hw"] == ([512, 928] if resolution == "half" else [1024, 1824])
+    assert info["model_valid_hw"] == ([512, 853] if resolution == "half" else [1024, 1707])
     assert info["bucket"] == "16:9"
     assert info["backend"] == predictor.backend and info["model_ms"] > 0
     text = summary_markdown(result, predictor.name)

@@ -13,6 +13,7 @@ from segment.cli import main as segment_main
 from segment.small_inputs import CHECKPOINT_KEY, bn_statistics, float_state
 from segment.checkpoint import model_from_checkpoint
 from train import trainer
+from train.small_input_stats import DEFAULT_SIDE_FACTOR
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_writes_the_statistics_and_changes_no_weight(with_stats):
     before, after = load_checkpoint(src), load_checkpoint(dst)
     entry = after[CHECKPOINT_KEY]
     assert CHECKPOINT_KEY not in before
-    assert entry["max_pixels"] == round(64 * 128 * 1.5 ** 2)
+    assert entry["max_pixels"] == round(64 * 128 * DEFAULT_SIDE_FACTOR ** 2)
     assert entry["notes"]["crop"] == [64, 128] and entry["notes"]["batches"] == 2
     own = bn_statistics(model_from_checkpoint(before))
     assert entry["state"].keys() == own.keys()
