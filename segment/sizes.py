@@ -7,10 +7,11 @@ landscape photo fits within 512x1024 / 1024x2048, a portrait one within
 the paper, and a landscape photo of any other shape at the paper's height (512
 / 1024 rows), so the things in it come out about as large as in the paper's
 inputs: a 4:3 CamVid frame is enlarged 1.42x at half and 2.84x at full. Why
-not an equal-area size: it made a 4:3 frame 1.69x / 3.47x, objects larger
-than the paper's inputs ever show them, and on CamVid drives held out of the
-training the shipped model scored 2.8-3.9 mIoU higher at full when fitted
-(docs/train.md, "Fitted inside the frame"), on 0.68x the pixels. A portrait
+not an equal-area size: it made a 4:3 frame 1.69x / 3.47x, beyond the scales
+the shipped weights do best at, and on CamVid drives held out of their
+fine-tunes they scored 2.7-4.0 mIoU higher at full when fitted and 0.2-2.0
+lower at half (docs/train.md, "Fitted inside the frame"), on 0.67-0.69x the
+pixels. A portrait
 photo is the same scene turned, so its short side takes the frame's short
 side (a 3:4 phone photo runs at 1376x1024 at full, not shrunk to 1024x768).
 
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SIZES: dict[str, tuple[int, int]] = {"half": (512, 1024), "full": (1024, 2048)}  # 2:1 shape of each budget
+SIZES: dict[str, tuple[int, int]] = {"half": (512, 1024), "full": (1024, 2048)}  # each budget's frame, landscape
 STRIDE = 32  # the network's largest output stride: every bucket side is a multiple of it
 
 # Bucket aspect ratios, width:height. The shapes photos come in: 2:1 (Cityscapes, the paper's
