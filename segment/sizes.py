@@ -11,18 +11,18 @@ not an equal-area size: it made a 4:3 frame 1.69x / 3.47x, beyond the scales
 the shipped weights do best at, and on CamVid drives held out of their
 fine-tunes they scored 2.7-4.0 mIoU higher at full when fitted and 0.2-2.0
 lower at half (docs/train.md, "Fitted inside the frame"), on 0.67-0.69x the
-pixels. A portrait
-photo is the same scene turned, so its short side takes the frame's short
-side (a 3:4 phone photo runs at 1376x1024 at full, not shrunk to 1024x768).
+pixels. A portrait photo is the same scene turned, so its short side takes the
+frame's short side (a 3:4 phone photo runs at 1376x1024 at full, not shrunk to
+1024x768).
 
 Compiled backends (ONNX Runtime, OpenVINO) build one graph per input shape, so
 photos go to a few **shape buckets**, one per aspect ratio of ``ASPECTS``. A
 bucket is the photo shape of its aspect ratio fitted inside the frame, each
 side rounded up to a multiple of 32 (the network's largest stride; see
-``bucket_shape``). A photo goes to the bucket of
-the nearest aspect ratio (distance of the log ratios; wider than 2:1 or taller
-than 1:2 clamps to those), is resized with its exact aspect ratio to fit inside
-the bucket, anchored at the top-left, and the rest of the bucket is padded
+``bucket_shape``). A photo goes to the bucket of the nearest aspect ratio
+(distance of the log ratios; wider than 2:1 or taller than 1:2 clamps to those),
+is resized with its exact aspect ratio to fit inside the bucket, anchored at the
+top-left, and the rest of the bucket is padded
 (``fit_and_pad``). The labels of the valid region are cropped and resized back
 to the photo's own size.
 
