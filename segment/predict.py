@@ -1,9 +1,9 @@
 """The one inference path: CLI, demo and benchmark all call ``Predictor.predict``.
 
 A request is: resize to the run shape (``segment.sizes``: "half" and "full"
-fit the photo inside the paper's 512x1024 / 1024x2048 with its aspect ratio, in a
-shape bucket, and the rest is padded) -> backend (normalization + network to 1/8-resolution
-logits, see ``segment.backends.graph``) -> exact bilinear-upsample argmax
+fit the photo inside the paper's 512x1024 / 1024x2048 with its aspect ratio, in
+a shape bucket, and the rest is padded) -> backend (normalization + network to
+1/8-resolution logits, see ``segment.backends.graph``) -> exact bilinear-upsample argmax
 (``segment.postprocess``) -> crop of the padding and nearest resize of the
 labels back to the image's size. Backends: torch, onnxruntime, openvino, at
 fp32 / bf16 / int8; ``backend="auto"`` measures the candidates on this machine

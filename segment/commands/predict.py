@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="half",
                         help="model input: half or full (each image fitted inside the paper's 512x1024 / 1024x2048, "
                              "turned for portrait images, keeping its aspect ratio in one of a few shape buckets; "
-                             "2:1 images run at exactly 512x1024 / 1024x2048), native (the image's own size) or HxW (exactly that); labels always come "
-                             "back at the image's size (default: half)")
+                             "2:1 images run at exactly 512x1024 / 1024x2048), native (the image's own size) or HxW "
+                             "(exactly that); labels always come back at the image's size (default: half)")
     parser.add_argument("--format", choices=FORMATS, default="color", dest="fmt",
                         help="what to write (default: color); labelid = Cityscapes submission format")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
