@@ -7,7 +7,8 @@ under ``segment.small_inputs.CHECKPOINT_KEY``: ``predict``, ``eval``, ``bench``,
 with them, and larger inputs with the checkpoint's own. With ``--weights FT``
 (a fine-tune of SRC on frames near their own size) the small inputs get FT's
 weights too, and the statistics are measured on those; SRC's weights stay as
-they are for every larger input. Why, and what it measured:
+they are for every larger input. ``--blend W`` stores the weighted mean of
+that state and SRC's own instead. Why, and what it measured:
 ``segment/small_inputs.py`` and docs/train.md.
 """
 
@@ -30,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "default: SRC's own weights, new statistics only")
     p.add_argument("--half", action="store_true",
                    help="store the --weights in fp16 (half the added bytes; BN statistics stay fp32)")
+    p.add_argument("--blend", type=float, default=1.0, metavar="W",
+                   help="store W x the measured state + (1 - W) x SRC's own weights and statistics (default 1: "
+                        "the measured state; the bundled models use 0.5 with --weights, docs/train.md)")
     p.add_argument("--dataset", default="camvid", choices=DATASETS)
     p.add_argument("--data-root", required=True, help="the dataset's folder")
     p.add_argument("--split", default="train", help="frames to measure on (CamVid: a split expression, e.g. train+val)")
@@ -78,14 +82,16 @@ def run(args: argparse.Namespace) -> int:
 
     from data.build import build_dataset
     from data.transforms import train_transform
-    from segment.checkpoint import load_checkpoint, save_checkpoint
+    from segment.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
     from segment.errors import UserError
-    from segment.small_inputs import CHECKPOINT_KEY, ENTRY_KEYS, SmallInputState
+    from segment.small_inputs import CHECKPOINT_KEY, ENTRY_KEYS, SmallInputState, float_state
 
     if args.half and not args.weights:
         raise UserError("--half stores the --weights in fp16; without --weights there are only statistics (fp32)")
     if args.batches < 1 or args.batch < 2:
         raise UserError("--batches must be at least 1 and --batch at least 2 (BatchNorm statistics need a batch)")
+    if not 0.0 < args.blend <= 1.0:
+        raise UserError(f"--blend {args.blend}: give a weight above 0 and at most 1 (1: the measured state alone)")
     if args.threads:
         torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.src)
@@ -103,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         notes["weights"] = _provenance(args.weights, source)
     entry = SmallInputState(max_pixels=max_pixels, state=state, notes=notes)
+    if args.blend < 1.0:
+        entry = entry.blended(float_state(model_from_checkpoint(ckpt)), weight=args.blend)
     out = {k: v for k, v in ckpt.items() if k not in ENTRY_KEYS}
     save_checkpoint(args.dst, {**out, CHECKPOINT_KEY: entry.to_checkpoint(half=args.half)})
     print(f"wrote {args.dst}: {entry.describe()} ({len(state)} tensors) for inputs up to {max_pixels} pixels, "

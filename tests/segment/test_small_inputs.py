@@ -61,6 +61,20 @@ def test_weights_ride_along_and_describe_themselves():
         assert torch.allclose(copy(x), tuned(x)) and not torch.allclose(copy(x), model(x))
 
 
+def test_blended_is_the_weighted_mean_tensor_by_tensor():
+    model, tuned = _model(), _model(seed=2)
+    own, theirs = float_state(model), float_state(tuned)
+    small = SmallInputState(max_pixels=MAX_PIXELS, state=theirs, notes={"from": "test"})
+    half = small.blended(own, weight=0.5)
+    assert half.max_pixels == MAX_PIXELS and half.notes == {"from": "test", "blend": 0.5}
+    assert all(torch.allclose(half.state[k], (theirs[k] + own[k]) / 2) for k in theirs)
+    assert all(torch.equal(small.blended(own, weight=1.0).state[k], theirs[k]) for k in theirs)
+    with pytest.raises(ValueError, match="blend weight"):
+        small.blended(own, weight=0.0)
+    with pytest.raises(ValueError, match="no tensors"):
+        small.blended({k: v for k, v in own.items() if not k.endswith("running_var")}, weight=0.5)
+
+
 def test_a_state_without_every_bn_statistic_is_refused():
     model = _model()
     state = {k: v for k, v in float_state(model).items() if not k.endswith("running_var")}

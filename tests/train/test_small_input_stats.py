@@ -46,15 +46,21 @@ def test_writes_the_statistics_and_changes_no_weight(with_stats):
     assert all(torch.equal(after["model"][k], v) for k, v in before["model"].items())
 
 
-def test_weights_of_a_fine_tune_go_to_small_inputs_only(with_stats, synth_root, tmp_path):
-    src, _ = with_stats
-    tuned = tmp_path / "tuned.pt"                        # stands in for a fine-tune of SRC: other weights
+def _fine_tune_stand_in(src, tmp_path) -> tuple:
+    """SRC with every weight scaled by 0.9: stands in for a fine-tune of SRC (other weights, same model)."""
+    tuned = tmp_path / "tuned.pt"
     ckpt = load_checkpoint(src)
     model = model_from_checkpoint(ckpt)
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(0.9)
     save_checkpoint(tuned, {**ckpt, "model": model.state_dict()})
+    return tuned, ckpt, model
+
+
+def test_weights_of_a_fine_tune_go_to_small_inputs_only(with_stats, synth_root, tmp_path):
+    src, _ = with_stats
+    tuned, ckpt, model = _fine_tune_stand_in(src, tmp_path)
     dst = tmp_path / "with_weights.pt"
     assert segment_main(["small-input-stats", str(src), str(dst), "--weights", str(tuned), "--dataset", "synthetic",
                          "--data-root", str(synth_root), "--crop", "64x128", "--batches", "2"]) == 0
@@ -71,6 +77,27 @@ def test_weights_of_a_fine_tune_go_to_small_inputs_only(with_stats, synth_root, 
     stored = load_checkpoint(halved)[CHECKPOINT_KEY]["state"]
     assert all(stored[k].dtype == torch.float16 for k in weights)
     assert all(v.dtype == torch.float32 for k, v in stored.items() if k.endswith(("running_mean", "running_var")))
+
+
+def test_blend_stores_the_weighted_mean_with_the_sources_own(with_stats, synth_root, tmp_path, capsys):
+    src, _ = with_stats
+    tuned, ckpt, _ = _fine_tune_stand_in(src, tmp_path)
+    common = ["--weights", str(tuned), "--dataset", "synthetic", "--data-root", str(synth_root), "--crop", "64x128",
+              "--batches", "2"]
+    measured, blended = tmp_path / "measured.pt", tmp_path / "blended.pt"
+    assert segment_main(["small-input-stats", str(src), str(measured)] + common) == 0
+    assert segment_main(["small-input-stats", str(src), str(blended), "--blend", "0.25"] + common) == 0
+    alone, mixed = load_checkpoint(measured)[CHECKPOINT_KEY], load_checkpoint(blended)[CHECKPOINT_KEY]
+    own = float_state(model_from_checkpoint(ckpt))
+    assert mixed["state"].keys() == alone["state"].keys()
+    for name, value in alone["state"].items():   # weights and statistics alike
+        assert torch.allclose(mixed["state"][name], 0.25 * value + 0.75 * own[name], atol=1e-6), name
+    assert mixed["notes"]["blend"] == 0.25 and "blend" not in alone["notes"]
+    assert all(torch.equal(load_checkpoint(blended)["model"][k], v) for k, v in ckpt["model"].items())
+    for bad in ("0", "1.5"):
+        assert segment_main(["small-input-stats", str(src), str(tmp_path / "x.pt"), "--blend", bad] + common) == 2
+        assert "--blend" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_weights_of_another_model_are_refused(with_stats, synth_root, tmp_path, capsys):
