@@ -24,7 +24,8 @@ _FIELDS = {
     "threads": "threads", "workers": "workers", "seed": "seed", "out": "out", "eval_every": "eval_every",
     "ckpt_every": "ckpt_every", "log_every": "log_every", "eval_size": "eval_size", "val_limit": "val_limit",
     "bn_recalib_batches": "bn_recalib_batches", "init_weights": "init_weights", "extra_train": "extra_train",
-    "data_on_device": "data_on_device",
+    "data_on_device": "data_on_device", "distill_from": "distill_from", "distill_weight": "distill_weight",
+    "distill_temperature": "distill_temperature",
 }
 
 
@@ -88,6 +89,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--momentum", type=float)
     g.add_argument("--loss", choices=["ce", "lovasz", "dice", "focal", "ce+lovasz"])
     g.add_argument("--class-weighting", choices=["none", "enet"])
+    g.add_argument("--distill-from", metavar="CKPT",
+                   help="a teacher checkpoint (same classes): the KL divergence from its per-pixel probabilities "
+                        "joins the loss, e.g. the large model teaching the small one (docs/train.md)")
+    g.add_argument("--distill-weight", type=float, metavar="W", help="weight of the teacher's term (default 1)")
+    g.add_argument("--distill-temperature", type=float, metavar="T",
+                   help="softmax temperature of the teacher's term (default 1)")
     g = p.add_argument_group("speed and bookkeeping")
     g.add_argument("--amp", choices=["none", "bf16", "fp16"], help="autocast precision")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)

@@ -41,6 +41,9 @@ class TrainConfig:
     warmup_iters: int = 1000  # linear warm-up from lr/100 (helps BN from scratch at high lr)
     loss: str = "ce"  # ce | lovasz | dice | focal | ce+lovasz (smp losses, ignore 255)
     class_weighting: str = "none"  # none | enet (1/ln(1.02 + p_c), from train label frequencies)
+    distill_from: str = ""  # teacher checkpoint: its per-pixel probabilities join the loss (train.distill)
+    distill_weight: float = 1.0  # weight of the teacher's term
+    distill_temperature: float = 1.0  # softmax temperature of both sides of that term
     # --- speed
     amp: str = "none"  # none | bf16 | fp16 (fp16 on GPU only)
     channels_last: bool = False  # NHWC activations (faster convs on recent CPUs/GPUs)

@@ -21,8 +21,10 @@ def autocast(device: torch.device, amp: str):
 
 
 def train_step(*, model, images, masks, criterion, optimizer, scheduler, scaler, device, amp: str,
-               channels_last: bool) -> torch.Tensor:
-    """Forward, backward, step; returns the loss (a 0-d tensor, not synchronised)."""
+               channels_last: bool, distill=None) -> torch.Tensor:
+    """Forward, backward, step; returns the loss (a 0-d tensor, not synchronised).
+
+    ``distill`` (a ``train.distill.Distillation``) adds its teacher's term to the loss."""
     images = images.to(device, non_blocking=True)
     masks = masks.to(device, non_blocking=True)
     if channels_last:
@@ -31,6 +33,8 @@ def train_step(*, model, images, masks, criterion, optimizer, scheduler, scaler,
         logits = model(images)
     # The loss in fp32: bf16 log-softmax over 19 classes loses precision we need.
     loss = criterion(logits.float(), masks)
+    if distill is not None:
+        loss = loss + distill.loss(images, logits.float())
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()

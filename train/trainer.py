@@ -84,6 +84,7 @@ class Run:
     model: torch.nn.Module  # the plain model: saved, evaluated, compared across ranks
     net: torch.nn.Module  # what the steps call: the model, wrapped in DDP and/or torch.compile
     criterion: torch.nn.Module
+    distill: Any  # train.distill.Distillation, or None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler | None  # fp16 only
@@ -139,6 +140,7 @@ def setup(cfg: TrainConfig, *, device, info: DistInfo, resume: str | None, comma
     # A resumed run has its own weights: --init-weights only starts a fresh one.
     model_config, model = build_model_for(cfg, data.space, device=device, info=info, fine_tune=ckpt is None)
     criterion = build_criterion(cfg, data, device=device)
+    distill = build_distillation(cfg, data, device=device)
     optimizer = build_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
     progress = {"last_good": Path(resume)} if resume else {}
@@ -151,7 +153,18 @@ def setup(cfg: TrainConfig, *, device, info: DistInfo, resume: str | None, comma
         raise UserError(str(exc)) from None
     return Run(cfg=cfg, device=device, info=info, command=command, data=data, model_config=model_config, model=model,
                net=wrap_for_training(model, cfg=cfg, device=device, info=info), criterion=criterion,
-               optimizer=optimizer, scheduler=scheduler, scaler=scaler, log=open_log(cfg, info), **progress)
+               distill=distill, optimizer=optimizer, scheduler=scheduler, scaler=scaler, log=open_log(cfg, info), **progress)
+
+
+def build_distillation(cfg: TrainConfig, data: Data, *, device):
+    """The teacher of ``--distill-from``, or None."""
+    if not cfg.distill_from:
+        return None
+    from data.transforms import MEAN, STD
+    from train.distill import load_distillation
+
+    return load_distillation(path=cfg.distill_from, weight=cfg.distill_weight, temperature=cfg.distill_temperature,
+                             classes=data.space.classes, mean=list(MEAN), std=list(STD), device=device)
 
 
 def check_amp(cfg: TrainConfig, device) -> None:
@@ -367,7 +380,9 @@ def announce(run: Run) -> None:
          f"{cfg.dataset} {cfg.train_split}{extra} ({len(run.data.train_set)} images), {info.world_size} process(es) "
          f"on {run.device}, global batch {cfg.batch}, {cfg.iters} iterations"
          + (f", resuming at {run.iteration}" if run.iteration else "")
-         + (f", starting from the weights of {cfg.init_weights}" if cfg.init_weights and not run.iteration else ""),
+         + (f", starting from the weights of {cfg.init_weights}" if cfg.init_weights and not run.iteration else "")
+         + (f", taught by {cfg.distill_from} (weight {cfg.distill_weight:g}, temperature "
+            f"{cfg.distill_temperature:g})" if run.distill is not None else ""),
          enabled=info.is_main)
 
 
@@ -458,7 +473,7 @@ def train_one_step(run: Run, images, masks, *, lr: float, stop: StopRequest) -> 
     """
     loss = train_step(model=run.net, images=images, masks=masks, criterion=run.criterion, optimizer=run.optimizer,
                       scheduler=run.scheduler, scaler=run.scaler, device=run.device, amp=run.cfg.amp,
-                      channels_last=run.cfg.channels_last)
+                      channels_last=run.cfg.channels_last, distill=run.distill)
     run.iteration += 1
     # One small all-reduce: the mean loss, and whether any rank was asked to stop
     # (all ranks must stop at the same step; a signal may reach only some).

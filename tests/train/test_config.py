@@ -22,3 +22,14 @@ def test_pad_fill_flag_sets_the_option():
     add_arguments(parser)
     assert config_from_args(parser.parse_args(["--pad-fill", "black"])).pad_fill == "black"
     assert config_from_args(parser.parse_args([])).pad_fill == "mean"
+
+
+def test_distillation_flags_set_the_options():
+    from train.cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--distill-from", "t.pt", "--distill-weight", "0.5",
+                                              "--distill-temperature", "2"]))
+    assert (cfg.distill_from, cfg.distill_weight, cfg.distill_temperature) == ("t.pt", 0.5, 2.0)
+    assert config_from_args(parser.parse_args([])).distill_from == ""
