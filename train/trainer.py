@@ -153,7 +153,8 @@ def setup(cfg: TrainConfig, *, device, info: DistInfo, resume: str | None, comma
         raise UserError(str(exc)) from None
     return Run(cfg=cfg, device=device, info=info, command=command, data=data, model_config=model_config, model=model,
                net=wrap_for_training(model, cfg=cfg, device=device, info=info), criterion=criterion,
-               distill=distill, optimizer=optimizer, scheduler=scheduler, scaler=scaler, log=open_log(cfg, info), **progress)
+               distill=distill, optimizer=optimizer, scheduler=scheduler, scaler=scaler, log=open_log(cfg, info),
+               **progress)
 
 
 def build_distillation(cfg: TrainConfig, data: Data, *, device):
