@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from segment.checkpoint import load_checkpoint
 from segment.errors import UserError
 from train import trainer
 from train.distill import distillation_loss, load_distillation
@@ -51,14 +52,14 @@ def test_a_taught_run_adds_the_weighted_term_to_its_loss(tiny_config, tmp_path):
     # The first step: the same student, batch and labels in all three runs; only the teacher's term differs.
     assert once > plain
     assert twice - plain == pytest.approx(2 * (once - plain), rel=1e-4)
-    saved = torch.load(tmp_path / "w2" / "last.pt", map_location="cpu", weights_only=False)["train_config"]
+    saved = load_checkpoint(tmp_path / "w2" / "last.pt")["train_config"]
     assert saved["distill_from"] == teacher and saved["distill_weight"] == 2.0
 
 
 def test_a_teacher_of_other_classes_or_inputs_is_refused(tiny_config, tmp_path):
     assert trainer.main(replace(tiny_config, iters=2, eval_every=2)) == 0
     path = f"{tiny_config.out}/last.pt"
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(path)
     classes, norm = list(ckpt["classes"]), ckpt["normalization"]
     common = dict(path=path, weight=1.0, temperature=1.0, device="cpu")
     load_distillation(classes=classes, mean=norm["mean"], std=norm["std"], **common)   # the right one loads
