@@ -37,6 +37,8 @@ from segment.errors import UserError
 # upload box is an attack surface, and street photos come as JPEG/PNG/WebP.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# How messages name the formats above to a person.
+FORMATS_IN_WORDS = "JPEG, PNG, WebP or BMP"
 DEFAULT_MAX_PIXELS = 50_000_000  # a 48 MP phone photo fits; 150 MB of RGB once decoded
 # A reduced JPEG decode may leave the longer side this much below max_side (a 4000 px photo
 # decodes at 2000 for 2048); the model's full resolution then enlarges it by at most 1/0.9.
@@ -102,9 +104,7 @@ def read_photo(source: str | os.PathLike | bytes, *, max_side: int | None = None
             f"above the limit of {max_pixels / 1e6:.0f} MP; downscale it first"
         ) from None
     except UnidentifiedImageError:
-        raise ImageError(
-            f"{label}: not an image in a format we read; use a JPEG, PNG or WebP file"
-        ) from None
+        raise ImageError(_unreadable_format_message(source, label)) from None
     except FileNotFoundError:
         raise ImageError(f"{label}: no such file") from None
     except IsADirectoryError:
@@ -118,6 +118,25 @@ def read_photo(source: str | os.PathLike | bytes, *, max_side: int | None = None
     if max_side is not None:
         pixels = fit_within(pixels, max_side)
     return Photo(pixels=pixels, original_hw=(h, w))
+
+
+# ISO base media brands of HEIF/AVIF stills: what phones write by default, which Pillow does not read.
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def _unreadable_format_message(source: str | os.PathLike | bytes, label: str) -> str:
+    """Name a HEIC/AVIF photo as such, since a phone user would not know why it is refused."""
+    head = source[:12] if isinstance(source, bytes) else b""
+    if not isinstance(source, bytes):
+        try:
+            with open(source, "rb") as f:
+                head = f.read(12)
+        except OSError:
+            pass
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return (f"{label}: a HEIC/AVIF photo, which we do not read; convert it to JPEG first "
+                f"(an iPhone writes JPEG with Settings > Camera > Formats > Most Compatible)")
+    return f"{label}: not an image in a format we read; use a {FORMATS_IN_WORDS} file"
 
 
 def _reduce_jpeg_decode(im: Image.Image, at_least: float) -> None:

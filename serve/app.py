@@ -44,6 +44,8 @@ from PIL import Image  # noqa: E402
 
 from segment.images import (  # noqa: E402
     DEFAULT_MAX_PIXELS,
+    FORMATS_IN_WORDS,
+    IMAGE_SUFFIXES,
     ImageError,
     blend,
     read_photo,
@@ -120,7 +122,7 @@ def _undecoded_upload(payload) -> Upload | None:
         _, _, encoded = payload.url.partition(",")
         return Upload(path=None, data=base64.b64decode(encoded, validate=False), name=name)
     if payload.path is None:
-        raise gr.Error("No image received: upload a JPEG, PNG or WebP file.")
+        raise gr.Error(f"No image received: upload a {FORMATS_IN_WORDS} file.")
     return Upload(path=payload.path, data=None, name=name)
 
 
@@ -512,7 +514,7 @@ def build_app(*, predictor=None, settings: DemoSettings | None = None, examples:
         gr.Markdown(
             "# Street-scene segmentation\n"
             f"MobileNetV3 + LR-ASPP (Howard et al., 2019), {len(default.predictor.classes)} classes, {which}. "
-            f"Upload a street photo (JPEG, PNG or WebP, up to "
+            f"Upload a street photo ({FORMATS_IN_WORDS}, up to "
             f"{settings.max_upload_mb:g} MB and {settings.max_pixels / 1e6:.0f} megapixels)."
         )
         state = gr.State(None)
@@ -566,7 +568,7 @@ def build_app(*, predictor=None, settings: DemoSettings | None = None, examples:
 
 
 def list_examples() -> list[Path]:
-    return sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+    return sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def private_temp_dir() -> Path:

@@ -135,8 +135,18 @@ def test_non_images_refused(payload, match):
         read_image(payload, name="x")
 
 
+@pytest.mark.parametrize("brand", [b"heic", b"mif1", b"avif"])
+def test_heif_photos_are_named_with_what_to_do(tmp_path, brand):
+    header = b"\x00\x00\x00\x18ftyp" + brand + b"\x00\x00\x00\x00" + b"\x00" * 64
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(header)
+    for source in (path, header):
+        with pytest.raises(ImageError, match="HEIC/AVIF photo.*convert it to JPEG"):
+            read_image(source)
+
+
 def test_gif_is_not_accepted():
-    with pytest.raises(ImageError, match="JPEG, PNG or WebP"):
+    with pytest.raises(ImageError, match="JPEG, PNG, WebP or BMP"):
         read_image(encode(Image.new("RGB", (4, 4)), "GIF"))
 
 
