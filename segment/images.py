@@ -126,17 +126,21 @@ _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b
 
 def _unreadable_format_message(source: str | os.PathLike | bytes, label: str) -> str:
     """Name a HEIC/AVIF photo as such, since a phone user would not know why it is refused."""
-    head = source[:12] if isinstance(source, bytes) else b""
-    if not isinstance(source, bytes):
-        try:
-            with open(source, "rb") as f:
-                head = f.read(12)
-        except OSError:
-            pass
+    head = _first_bytes(source, 12)
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return (f"{label}: a HEIC/AVIF photo, which we do not read; convert it to JPEG first "
                 f"(an iPhone writes JPEG with Settings > Camera > Formats > Most Compatible)")
     return f"{label}: not an image in a format we read; use a {FORMATS_IN_WORDS} file"
+
+
+def _first_bytes(source: str | os.PathLike | bytes, n: int) -> bytes:
+    if isinstance(source, bytes):
+        return source[:n]
+    try:
+        with open(source, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
 
 
 def _reduce_jpeg_decode(im: Image.Image, at_least: float) -> None:
