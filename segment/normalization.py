@@ -8,5 +8,15 @@ directly only where no checkpoint exists yet: training, a randomly
 initialised preset, and the torchvision peer of ``segment bench``.
 """
 
+from collections.abc import Sequence
+
+import numpy as np
+
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def same_normalization(norm: dict, mean: Sequence[float], std: Sequence[float]) -> bool:
+    """Whether a checkpoint's ``normalization`` entry is ``mean`` / ``std`` (float tolerance, lengths first)."""
+    return all(len(norm.get(key, ())) == len(want) and bool(np.allclose(norm[key], want))
+               for key, want in (("mean", mean), ("std", std)))

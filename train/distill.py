@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from segment.errors import UserError
+from segment.normalization import same_normalization
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, *, temperature: float) -> torch.Tensor:
@@ -62,7 +62,7 @@ def load_distillation(*, path: str, weight: float, temperature: float, classes: 
         raise UserError(f"--distill-from {path}: its classes ({len(ckpt['classes'])}) are not this run's "
                         f"({len(classes)}); a teacher must predict the same classes in the same order")
     norm = ckpt.get("normalization", {})
-    if not (_same(norm.get("mean", []), mean) and _same(norm.get("std", []), std)):
+    if not same_normalization(norm, mean, std):
         raise UserError(f"--distill-from {path}: it normalizes its input differently ({norm}); it would see "
                         "other inputs than the student")
     model = model_from_checkpoint(ckpt).to(device).eval()
@@ -71,7 +71,3 @@ def load_distillation(*, path: str, weight: float, temperature: float, classes: 
     return Distillation(teacher=SizedModel(model=model, small=SmallInputState.from_checkpoint(ckpt)),
                         weight=weight, temperature=temperature)
 
-
-def _same(a, b) -> bool:
-    """As ``segment eval`` compares a checkpoint's normalization with the data's (np.allclose), lengths first."""
-    return len(a) == len(b) and bool(np.allclose(a, b))

@@ -76,6 +76,7 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
     from data.transforms import MEAN, STD, eval_transform
     from segment.checkpoint import load_checkpoint, model_from_checkpoint
     from segment.errors import UserError
+    from segment.normalization import same_normalization
     from segment.sizes import parse_size
     from segment.small_inputs import SizedModel, SmallInputState
     from train.distributed import resolve_device
@@ -84,7 +85,7 @@ def evaluate_checkpoint(*, checkpoint, dataset: str, data_root, split: str = "va
 
     ckpt = load_checkpoint(checkpoint)
     norm = ckpt["normalization"]
-    if not (np.allclose(norm["mean"], MEAN) and np.allclose(norm["std"], STD)):
+    if not same_normalization(norm, MEAN, STD):
         raise UserError(f"{checkpoint} was trained with normalization {norm}, the data pipeline uses "
                         f"mean {MEAN} std {STD}; this evaluator supports only the latter")
     device = resolve_device(device)
