@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from serve.app import API_NAME
+from serve.segmentation import RESOLUTIONS
 
 # Filled in the page: click "Segment", note when the overlay <img> gets a new src (the result is in
 # the page), resolve when that has loaded and decoded. Times are the page's performance.now(),
@@ -72,6 +73,7 @@ async (timeoutMs) => {
 
 _SERVER = re.compile(r"Server time for this request: (\d+) ms")
 _PREDICTION = re.compile(r"whole prediction (\d+) ms")
+_RAN_AT = re.compile(r"model ran at \d+x\d+ \((\w+),")  # the budget the server ran: "half" or "full"
 
 
 @dataclass
@@ -86,6 +88,7 @@ class ClickTiming:
     overlay_fetch_end_ms: float | None
     server_ms: float | None  # the server's breakdown total (the page's timing text)
     prediction_ms: float | None  # the whole prediction (the page's timing text)
+    resolution: str | None = None  # the budget the server says it ran at (the page's timing text)
     resources: list[dict] = field(default_factory=list)  # every fetch after the click: name, start, end (ms)
 
 
@@ -118,6 +121,7 @@ def parse_click(raw: dict) -> ClickTiming:
                        overlay_fetch_end_ms=overlay["end"] if overlay else None,
                        server_ms=_number(_SERVER, raw["summary"]),
                        prediction_ms=_number(_PREDICTION, raw["summary"]),
+                       resolution=match.group(1) if (match := _RAN_AT.search(raw["summary"])) else None,
                        resources=[r for r in raw["resources"] if r["start"] >= -1.0])
 
 
@@ -140,8 +144,8 @@ def browser_clicks(url: str, photo: Path, *, resolution: str = "half", clicks: i
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             page.goto(url)
-            if resolution != "half":
-                page.locator("#resolution").get_by_text(resolution, exact=False).first.click()
+            # By the option's own label: the radio's help text names both resolutions too.
+            page.locator("#resolution").get_by_label(RESOLUTIONS[resolution], exact=True).check()
             page.locator("#photo input[type=file]").set_input_files(str(photo))
             page.locator("#overlay img").wait_for(state="visible", timeout=timeout_s * 1000)
             page.wait_for_function("() => /whole prediction/.test(document.querySelector('#summary').innerText)",
@@ -150,10 +154,18 @@ def browser_clicks(url: str, photo: Path, *, resolution: str = "half", clicks: i
                 page.wait_for_timeout(pause_s * 1000)
                 raw = page.evaluate(_CLICK_JS, timeout_s * 1000)
                 if i:  # the first click is a warm-up
-                    timings.append(parse_click(raw))
+                    timings.append(_at_resolution(parse_click(raw), resolution))
         finally:
             browser.close()
     return timings
+
+
+def _at_resolution(timing: ClickTiming, resolution: str) -> ClickTiming:
+    """A timing of some other resolution than asked would be reported as this one's: refuse it."""
+    if timing.resolution != resolution:
+        raise RuntimeError(f"the page ran at {timing.resolution!r}, not at {resolution!r}: its resolution "
+                           "choice was not set (has the page's #resolution radio changed?)")
+    return timing
 
 
 def api_calls(url: str, photo: Path, *, resolution: str = "half", calls: int = 10,

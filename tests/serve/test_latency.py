@@ -11,7 +11,8 @@ from serve.latency import API_CLIENTS, ApiTiming, api_calls, api_table, browser_
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-SUMMARY = "model **20 ms**, whole prediction 31 ms.\n\nServer time for this request: 44 ms = reading the photo 2"
+SUMMARY = ("MobileNetV3-Large on openvino (int8), model ran at 1024x1376 (full, 4:3 bucket: photo resized to "
+           "1024x1365, the rest padded): model 20 ms, whole prediction 31 ms.\n\nServer time for this request: 44 ms = reading the photo 2")
 
 
 def test_a_click_is_read_from_the_page_the_resource_timings_and_the_timing_text():
@@ -22,6 +23,7 @@ def test_a_click_is_read_from_the_page_the_resource_timings_and_the_timing_text(
     click = parse_click(raw)
     assert (click.request_sent_ms, click.in_page_ms, click.overlay_fetch_start_ms) == (3.0, 100.0, None)
     assert (click.server_ms, click.prediction_ms, click.page_ms) == (44.0, 31.0, 120.0)
+    assert click.resolution == "full"
     table = click_table([click])
     assert "| request sent -> result in the page (server, queue, event stream, page update) | 97.0 |" in table
     assert "| result in the page -> overlay shown (decode, layout) | 20.0 |" in table
@@ -50,11 +52,13 @@ def test_api_table_lists_the_server_stages():
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_timings_against_a_live_demo(demo_server, street_jpeg):
+@pytest.mark.parametrize("resolution", ["half", "full"])
+def test_timings_against_a_live_demo(demo_server, street_jpeg, resolution):
     pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
-    clicks = browser_clicks(demo_server.url, street_jpeg, clicks=2, browser_path=str(CHROMIUM))
+    clicks = browser_clicks(demo_server.url, street_jpeg, resolution=resolution, clicks=2, browser_path=str(CHROMIUM))
     assert len(clicks) == 2
     for c in clicks:
+        assert c.resolution == resolution  # the page really ran what was asked
         # Every moment was found on the real page, in the order a request runs.
         assert None not in (c.request_sent_ms, c.in_page_ms, c.server_ms, c.prediction_ms)
         assert 0 <= c.request_sent_ms < c.in_page_ms <= c.page_ms
