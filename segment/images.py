@@ -124,12 +124,26 @@ def read_photo(source: str | os.PathLike | bytes, *, max_side: int | None = None
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
 
 
+# Leading bytes of the formats we read, and of others a person may upload by mistake.
+_READ_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+_OTHER_SIGNATURES = {b"GIF87a": "a GIF", b"GIF89a": "a GIF", b"II*\x00": "a TIFF", b"MM\x00*": "a TIFF",
+                     b"8BPS": "a Photoshop (PSD)", b"%PDF": "a PDF", b"\x00\x00\x00\x0cjP  ": "a JPEG 2000"}
+
+
 def _unreadable_format_message(source: str | os.PathLike | bytes, label: str) -> str:
-    """Name a HEIC/AVIF photo as such, since a phone user would not know why it is refused."""
-    head = _first_bytes(source, 12)
+    """Say what the file is when we can tell (empty, a phone's HEIC, a GIF or TIFF, a damaged
+    JPEG or PNG), since "not a format we read" alone leaves a person guessing."""
+    head = _first_bytes(source, 16)
+    if not head:
+        return f"{label}: the file is empty (0 bytes); upload or copy the photo again"
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return (f"{label}: a HEIC/AVIF photo, which we do not read; convert it to JPEG first "
                 f"(an iPhone writes JPEG with Settings > Camera > Formats > Most Compatible)")
+    if head.startswith(_READ_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return f"{label}: the image is damaged and cannot be decoded; re-export or re-download it"
+    kind = next((name for sig, name in _OTHER_SIGNATURES.items() if head.startswith(sig)), None)
+    if kind:
+        return f"{label}: {kind} file, which we do not read; save it as JPEG or PNG first"
     return f"{label}: not an image in a format we read; use a {FORMATS_IN_WORDS} file"
 
 

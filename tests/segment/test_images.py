@@ -126,8 +126,8 @@ def test_real_compressed_bomb_refused(tmp_path):
 
 
 @pytest.mark.parametrize("payload,match", [
-    (b"just some text\n", "not an image"),
-    (b"", "not an image"),
+    (b"just some text\n", "not an image in a format we read; use a JPEG, PNG, WebP or BMP file"),
+    (b"", "the file is empty"),
     (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "not an image"),
 ])
 def test_non_images_refused(payload, match):
@@ -145,9 +145,26 @@ def test_heif_photos_are_named_with_what_to_do(tmp_path, brand):
             read_image(source)
 
 
-def test_gif_is_not_accepted():
-    with pytest.raises(ImageError, match="JPEG, PNG, WebP or BMP"):
-        read_image(encode(Image.new("RGB", (4, 4)), "GIF"))
+@pytest.mark.parametrize("fmt, name", [("GIF", "a GIF"), ("TIFF", "a TIFF")])
+def test_formats_we_do_not_read_are_named(fmt, name):
+    with pytest.raises(ImageError, match=f"{name} file, which we do not read; save it as JPEG or PNG"):
+        read_image(encode(Image.new("RGB", (4, 4)), fmt))
+
+
+def test_empty_file_is_called_empty(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(ImageError, match=r"photo\.jpg: the file is empty \(0 bytes\)"):
+        read_image(path)
+
+
+def test_png_with_a_damaged_chunk_is_called_damaged_not_unknown(tmp_path):
+    data = bytearray(encode(Image.new("RGB", (64, 64), (90, 120, 30)), "PNG"))
+    data[40] ^= 0xFF  # inside the chunk after the header: Pillow cannot even identify the file
+    path = tmp_path / "street.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"street\.png: the image is damaged and cannot be decoded"):
+        read_image(path)
 
 
 def test_truncated_png_refused_with_file_name(tmp_path):

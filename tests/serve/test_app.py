@@ -89,7 +89,7 @@ def test_opacity_is_an_argument_of_the_request(client, street_jpeg, predictor):
 
 @pytest.mark.parametrize("name,payload,message", [
     ("notes.txt", b"this is not an image\n", "not an image"),
-    ("empty.png", b"", "not an image"),
+    ("empty.png", b"", "the file is empty"),
     ("drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "not an image"),
 ])
 def test_non_image_gets_a_clear_error(client, tmp_path, name, payload, message):
