@@ -72,11 +72,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = resolve_weights(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass --checkpoint with a file written by 'segment train'")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes); copy or download it again, or use a file written by "
+                              "'segment train'")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError, RuntimeError (truncated zip), EOFError, ...
+        first_line = next(iter(str(exc).splitlines()), "")[:200]
         raise CheckpointError(
-            f"{path} is not a readable checkpoint of this project ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"{path} is not a readable checkpoint of this project ({type(exc).__name__}: {first_line}); "
             "it may be truncated or a foreign/unsafe pickle, which is refused. Use a file written by 'segment train'."
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -86,7 +90,37 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path} lacks required fields {missing}; it is damaged or from an incompatible version")
     if ckpt["version"] > VERSION:
         raise CheckpointError(f"{path} has format version {ckpt['version']}; this install reads up to {VERSION}: upgrade the package")
+    _check_tensors_fit(path, ckpt)
     return ckpt
+
+
+def _check_tensors_fit(path: Path, ckpt: dict) -> None:
+    """Compare the stored tensors with the network the config describes, before anything runs:
+    a damaged or hand-edited file is refused here with its path, not by a traceback from
+    ``load_state_dict`` or from the first prediction that uses a small-input state."""
+    from segment.model import build_model
+    from segment.small_inputs import CHECKPOINT_KEY, LEGACY_KEY
+
+    damaged = f"{path} is damaged or from an incompatible version"
+    try:
+        config = ModelConfig.from_dict(ckpt["model_config"])
+        with torch.device("meta"):  # shapes only: no memory, about 40 ms
+            expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{damaged}: its model_config does not build a network ({exc})") from None
+    for field in ("classes", "palette"):
+        if len(ckpt[field]) != config.num_classes:
+            raise CheckpointError(f"{damaged}: {len(ckpt[field])} {field} for a network of {config.num_classes} classes")
+    stored = ckpt["model"]
+    small = (ckpt.get(CHECKPOINT_KEY) or {}).get("state") or (ckpt.get(LEGACY_KEY) or {}).get("stats") or {}
+    for what, tensors, complete in (("model", stored, True), ("small-input state", small, False)):
+        problems = [f"missing {k}" for k in expected if complete and k not in tensors]
+        problems += [f"unexpected {k}" for k in tensors if k not in expected]
+        problems += [f"{k} is {tuple(v.shape)}, the network's {expected[k]}" for k, v in tensors.items()
+                     if k in expected and tuple(v.shape) != expected[k]]
+        if problems:
+            more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+            raise CheckpointError(f"{damaged}: its {what} does not fit the network ({'; '.join(problems[:3])}{more})")
 
 
 def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:

@@ -6,9 +6,12 @@ exporting (and caching) ONNX / OpenVINO IR / int8 files on first use.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import importlib.util
+import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +22,10 @@ from segment.backends.cache import default_cache_dir, model_key
 from segment.backends.graph import InferenceGraph
 from segment.backends.stripes import STRIPE_ROWS
 from segment.export import export_graph_onnx, onnx_to_openvino
+
+log = logging.getLogger(__name__)
+# The cached exports the current build_backend call took as they were (see _reuse).
+_REUSED: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("reused_exports", default=None)
 
 __all__ = [
     "BACKENDS", "PRECISIONS", "Backend", "BackendError", "BackendSpec", "InferenceGraph",
@@ -96,13 +103,14 @@ def int8_quantizer(backend: str, calib_data: str | Path | None = None, calib_cou
 
 
 def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: str, calib_data, calib_count: int,
-              cache_dir: Path | None, int8_settings=None) -> Path:
+              cache_dir: Path | None, int8_settings=None, rebuild: bool = False) -> Path:
     """The cached ONNX / OpenVINO file for this model, size and precision, exported if missing.
 
     int8: ONNX (ONNX Runtime) is ORT's static QDQ model (``segment.quantize``); OpenVINO is
     NNCF's quantization of the fp32 IR (``segment.quantize_nncf``, ``int8_settings`` or its
     defaults). The file name carries the calibration set and, for NNCF, a hash of its settings.
-    int8 without ``calib_data`` is calibrated on the bundled street photos.
+    int8 without ``calib_data`` is calibrated on the bundled street photos. ``rebuild``: export
+    every file again, the cached ones removed first.
     """
     if precision == "int8":
         from segment.quantize import calibration_folder
@@ -116,28 +124,43 @@ def _artifact(model: torch.nn.Module, *, mean, std, size, fmt: str, precision: s
     graph = InferenceGraph(model=model, mean=mean, std=std, stripe_rows=STRIPE_ROWS if striped else None).eval()
     folder = _export_folder(model, mean=mean, std=std, size=size, cache_dir=cache_dir)
     fp32 = folder / ("graph-fp32-striped.onnx" if striped else "graph-fp32.onnx")
-    if not fp32.exists():
+    if not _reuse(fp32, rebuild):
         export_graph_onnx(graph, fp32, size=tuple(size))
     if precision == "int8" and fmt == "openvino":
         return _nncf_artifact(fp32, size=size, calib_data=calib_data, calib_count=calib_count,
-                              settings=int8_settings)
+                              settings=int8_settings, rebuild=rebuild)
     onnx_path = fp32
     if precision == "int8":
         tag = _calib_tag(calib_data, calib_count)
         onnx_path = folder / f"graph-int8-{tag}.onnx"
-        if not onnx_path.exists():
+        if not _reuse(onnx_path, rebuild):
             from segment.quantize import calibration_images, quantize_onnx
 
             quantize_onnx(fp32, onnx_path, images=calibration_images(tuple(size), folder=calib_data, count=calib_count))
     if fmt == "onnx":
         return onnx_path
     xml = onnx_path.with_name(onnx_path.stem + ".ir") / "model.xml"
-    if not xml.exists():
+    if not _reuse(xml, rebuild):
         xml = onnx_to_openvino(onnx_path, onnx_path.with_suffix(".xml"))
     return xml
 
 
-def _nncf_artifact(fp32_onnx: Path, *, size, calib_data, calib_count: int, settings=None) -> Path:
+def _reuse(path: Path, rebuild: bool) -> bool:
+    """Whether the cached export at ``path`` is used as it is. With ``rebuild`` it is removed
+    (an IR's whole ``.ir`` folder), since an export written again does not replace a folder."""
+    if not rebuild:
+        if path.exists() and (reused := _REUSED.get()) is not None:
+            reused.append(path)
+        return path.exists()
+    target = path.parent if path.parent.suffix == ".ir" else path
+    if target.exists():
+        doomed = target.with_name(f".{target.name}.damaged-{os.getpid()}")
+        os.replace(target, doomed)  # out of the way at once, for other processes too
+        shutil.rmtree(doomed) if doomed.is_dir() else doomed.unlink()
+    return False
+
+
+def _nncf_artifact(fp32_onnx: Path, *, size, calib_data, calib_count: int, settings=None, rebuild: bool = False) -> Path:
     """OpenVINO int8: NNCF's post-training quantization of the plain fp32 IR, cached per calibration set and settings."""
     if importlib.util.find_spec("nncf") is None:
         raise BackendError("OpenVINO int8 is quantized with NNCF, which is not installed; "
@@ -146,10 +169,10 @@ def _nncf_artifact(fp32_onnx: Path, *, size, calib_data, calib_count: int, setti
 
     settings = settings or quantize_nncf.DEFAULT_SETTINGS
     xml = fp32_onnx.parent / f"graph-int8-nncf-{_calib_tag(calib_data, calib_count)}-{settings.tag()}.ir" / "model.xml"
-    if xml.exists():
+    if _reuse(xml, rebuild):
         return xml
     fp32_xml = fp32_onnx.with_name(fp32_onnx.stem + ".ir") / "model.xml"
-    if not fp32_xml.exists():
+    if not _reuse(fp32_xml, rebuild):
         fp32_xml = onnx_to_openvino(fp32_onnx, fp32_onnx.with_suffix(".xml"))
     from segment.quantize import calibration_images
 
@@ -157,7 +180,8 @@ def _nncf_artifact(fp32_onnx: Path, *, size, calib_data, calib_count: int, setti
     return quantize_nncf.quantize_openvino(fp32_xml, xml.parent.with_suffix(".xml"), images=images, settings=settings)
 
 
-def _mixed_artifacts(model: torch.nn.Module, *, mean, std, size, cache_dir: Path | None) -> tuple[Path, Path]:
+def _mixed_artifacts(model: torch.nn.Module, *, mean, std, size, cache_dir: Path | None,
+                     rebuild: bool = False) -> tuple[Path, Path]:
     """OpenVINO "mixed": the graph as two IRs, the input side (compiled fp32) and the rest (compiled bf16).
 
     Two compiled models rather than one with per-layer precision marks: the
@@ -170,9 +194,9 @@ def _mixed_artifacts(model: torch.nn.Module, *, mean, std, size, cache_dir: Path
     paths = []
     for name, part, names in (("input", first, ("image", "x")), ("rest", rest, ("x", "logits"))):
         xml = folder / f"graph-mixed-{name}.ir" / "model.xml"
-        if not xml.exists():
+        if not _reuse(xml, rebuild):
             onnx_path = folder / f"graph-mixed-{name}.onnx"
-            if not onnx_path.exists():
+            if not _reuse(onnx_path, rebuild):
                 with torch.no_grad():  # the rest is traced on what the input side hands over
                     example = image if name == "input" else first(image)
                 export_graph_onnx(part, onnx_path, size=tuple(size), example=example, names=names)
@@ -224,17 +248,40 @@ def build_backend(model: torch.nn.Module, *, mean, std, size: tuple[int, int], s
         from segment.backends.torch_backend import TorchBackend
 
         return TorchBackend(graph=InferenceGraph(model=model, mean=mean, std=std), size=size, spec=spec)
-    fmt = "onnx" if spec.backend == "onnxruntime" else "openvino"
     # Check the precision before a slow export.
     if spec.backend == "onnxruntime" and spec.precision in ("bf16", "mixed"):
         raise BackendError(f"onnxruntime backend runs fp32 or int8, not {spec.precision!r}")
+    exports = dict(model=model, mean=mean, std=std, size=size, spec=spec, cache_dir=cache_dir, calib_data=calib_data,
+                   calib_count=calib_count, int8_settings=int8_settings)
+    token = _REUSED.set([])
+    try:
+        return _engine_backend(**exports)
+    except BackendError:
+        raise
+    except Exception as exc:
+        if not _REUSED.get():
+            raise  # nothing came from the cache: exporting again would fail the same way
+        # A cached export that no longer loads (a truncated file, a cache folder damaged outside this
+        # program) would otherwise fail on every start and leave auto on a slower backend for good.
+        log.warning("%s %s at %dx%d did not load from the export cache (%s: %s); exporting it again",
+                    spec.backend, spec.precision, size[0], size[1], type(exc).__name__,
+                    ([line for line in str(exc).splitlines() if line.strip()] or [""])[-1].strip())
+        return _engine_backend(**exports, rebuild=True)
+    finally:
+        _REUSED.reset(token)
+
+
+def _engine_backend(*, model, mean, std, size, spec: BackendSpec, cache_dir, calib_data, calib_count: int,
+                    int8_settings, rebuild: bool = False) -> Backend:
+    """An ONNX Runtime or OpenVINO backend from the export cache (``rebuild``: its exports made again)."""
     if spec.backend == "openvino" and spec.precision == "mixed":
         from segment.backends.openvino_backend import OpenVinoBackend
 
-        first, rest = _mixed_artifacts(model, mean=mean, std=std, size=size, cache_dir=cache_dir)
+        first, rest = _mixed_artifacts(model, mean=mean, std=std, size=size, cache_dir=cache_dir, rebuild=rebuild)
         return OpenVinoBackend(model_path=rest, first_path=first, size=size, spec=spec)
+    fmt = "onnx" if spec.backend == "onnxruntime" else "openvino"
     path = _artifact(model, mean=mean, std=std, size=size, fmt=fmt, precision=spec.precision, calib_data=calib_data,
-                     calib_count=calib_count, cache_dir=cache_dir, int8_settings=int8_settings)
+                     calib_count=calib_count, cache_dir=cache_dir, int8_settings=int8_settings, rebuild=rebuild)
     if spec.backend == "onnxruntime":
         from segment.backends.onnxruntime_backend import OnnxRuntimeBackend
 

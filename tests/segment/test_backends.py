@@ -72,6 +72,41 @@ def test_exports_are_cached_by_weights(predictor, cache):
     assert model_key(other.model) != model_key(predictor.model)
 
 
+@pytest.mark.parametrize("backend, export", [("onnxruntime", "graph-fp32.onnx"), ("openvino", "graph-fp32-striped.ir/model.bin")])
+def test_a_damaged_cached_export_is_exported_again(predictor, tmp_path, images, caplog, backend, export):
+    if backend not in available_backends():
+        pytest.skip(f"{backend} is not installed")
+    spec = BackendSpec(backend, "fp32", 1)
+    build = lambda: build_backend(predictor.model, mean=predictor.mean_unit, std=predictor.std_unit, size=SIZE,
+                                  spec=spec, cache_dir=tmp_path)
+    expected = np.asarray(build().run(images[0][None]))
+    (path,) = tmp_path.rglob(export)
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[: size // 3])  # truncated, as by a disk that filled up
+    with caplog.at_level("WARNING", logger="segment.backends"):
+        logits = np.asarray(build().run(images[0][None]))
+    assert "did not load from the export cache" in caplog.text and "exporting it again" in caplog.text
+    np.testing.assert_array_equal(logits, expected)
+    assert path.stat().st_size == size  # repaired in the cache, not only worked around
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # nothing left of the damaged one
+
+
+def test_a_failing_fresh_export_is_not_tried_twice(predictor, tmp_path, monkeypatch):
+    import segment.backends as backends
+
+    calls = []
+
+    def failing_export(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(backends, "export_graph_onnx", failing_export)
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        build_backend(predictor.model, mean=predictor.mean_unit, std=predictor.std_unit, size=SIZE,
+                      spec=BackendSpec("onnxruntime", "fp32", 1), cache_dir=tmp_path)
+    assert len(calls) == 1  # nothing came from the cache, so nothing is exported again
+
+
 def test_unknown_or_impossible_choices_are_user_errors(predictor):
     for spec in (BackendSpec("tensorrt", "fp32"), BackendSpec("torch", "int8"), BackendSpec("torch", "fp64")):
         with pytest.raises(BackendError):

@@ -49,6 +49,42 @@ def test_refuses_foreign_and_missing_files(tmp_path):
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(os.getcwd))  # a pickle that names a callable
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(tmp_path / "evil.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty\.pt is empty \(0 bytes\)"):
+        load_checkpoint(tmp_path / "empty.pt")
+    (tmp_path / "bare.pt").write_bytes(b"\x80\x02")  # a pickle cut right after its header: an error without text
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "bare.pt")
+
+
+def _damaged(ckpt: dict, kind: str) -> dict:
+    ckpt = dict(ckpt, model=dict(ckpt["model"]))
+    name = "backbone.stem.0.weight"
+    if kind == "shape":
+        ckpt["model"][name] = ckpt["model"][name][:2]
+    elif kind == "missing":
+        del ckpt["model"][name]
+    elif kind == "unexpected":
+        ckpt["model"]["head.extra.weight"] = torch.zeros(1)
+    elif kind == "classes":
+        ckpt["classes"] = ckpt["classes"][:5]
+    elif kind == "small-input":
+        ckpt["small_input"] = {"max_pixels": 100, "state": {name: torch.zeros(3)}, "notes": {}}
+    return ckpt
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("shape", r"its model does not fit the network \(backbone\.stem\.0\.weight is \(2, 3, 3, 3\)"),
+    ("missing", r"its model does not fit the network \(missing backbone\.stem\.0\.weight\)"),
+    ("unexpected", r"its model does not fit the network \(unexpected head\.extra\.weight\)"),
+    ("classes", r"5 classes for a network of 19 classes"),
+    ("small-input", r"its small-input state does not fit the network \(backbone\.stem\.0\.weight is \(3,\)"),
+])
+def test_tensors_that_do_not_fit_the_network_are_refused_at_load(tmp_path, kind, message):
+    _, ckpt = _ckpt()
+    save_checkpoint(tmp_path / "edited.pt", _damaged(ckpt, kind))
+    with pytest.raises(CheckpointError, match=r"edited\.pt is damaged or from an incompatible version: " + message):
+        load_checkpoint(tmp_path / "edited.pt")
 
 
 def test_class_count_must_match_the_model():
