@@ -17,6 +17,7 @@ from .base import PairDataset, Transform
 from .errors import DatasetError
 from .labels import CAMVID_TO_CITYSCAPES, IGNORE_INDEX, TRAIN_ID, label_space
 from .splits import split_files
+from .validate import raise_problems
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -56,27 +57,29 @@ def _one_split(root: Path, split: str) -> list[tuple[Path, Path]]:
     if not images:
         raise DatasetError(f"{image_dir}: no images (.png/.jpg) found; check --root")
     labels = {p.stem: p for p in label_dir.iterdir() if p.suffix.lower() == ".png"}
-    files = []
-    for img in images:
-        lab = labels.pop(img.stem, None)
-        if lab is None:
-            raise DatasetError(f"{img}: no label {label_dir / (img.stem + '.png')}; add it or remove the image")
-        files.append((img, lab))
-    if labels:
-        extra = sorted(labels.values())[0]
-        raise DatasetError(
-            f"{extra}: label without an image in {image_dir} ({len(labels)} such); add the image or remove the label"
-        )
-    return files
+    stems = {img.stem for img in images}
+    problems = [f"{img}: no label {label_dir / (img.stem + '.png')}; add it or remove the image"
+                for img in images if img.stem not in labels]
+    problems += [f"{labels[s]}: label without an image in {image_dir}; add the image or remove the label"
+                 for s in sorted(set(labels) - stems)]
+    raise_problems(problems, root)
+    return [(img, labels[img.stem]) for img in images]
 
 
 class CamVidDataset(PairDataset):
-    """CamVid ``split`` under ``root``; yields (image 3xHxW float32, trainIds HxW int64)."""
+    """CamVid ``split`` under ``root``; yields (image 3xHxW float32, trainIds HxW int64).
 
-    def __init__(self, *, root: str | Path, split: str, transform: Transform | None = None):
+    ``validate=True`` runs :func:`validate_camvid` on this split first (in the calling
+    process: about a second for all 701 frames), so a cut-short or mis-sized file fails
+    before a DataLoader starts, every such file named in one message.
+    """
+
+    def __init__(self, *, root: str | Path, split: str, transform: Transform | None = None, validate: bool = True):
         super().__init__(transform=transform)
         self.root = Path(root)
         self.split = split
+        if validate:
+            validate_camvid(self.root, (split,))
         self.files = camvid_files(self.root, split)
         self.label_space = label_space("camvid")
         self._lut = camvid_to_trainid_lut()
@@ -89,7 +92,7 @@ def validate_camvid(
     root: str | Path, splits: tuple[str, ...] = ("train", "val"), *, deep: bool = False
 ) -> dict[str, int]:
     """Check CamVid splits (pairs, sizes, truncation, label values 0..11); return pairs per split."""
-    from .validate import check_pairs, raise_problems
+    from .validate import check_pairs
 
     allowed = np.zeros(256, bool)
     allowed[:12] = True

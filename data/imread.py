@@ -25,7 +25,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     try:
         return read_image(path)
     except ImageError as exc:
-        raise DatasetError(f"{exc}; re-extract or re-download it, or remove it together with its label") from None
+        raise DatasetError(f"{exc}, or remove it together with its label") from None
 
 
 def read_label(path: str | Path) -> np.ndarray:

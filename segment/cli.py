@@ -79,8 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not getattr(exc, "is_user_error", False):
             raise
-        print(f"segment {args.command}: error: {exc}", file=sys.stderr)
+        print(f"segment {args.command}: error: {_user_message(exc)}", file=sys.stderr)
         return 2
+
+
+def _user_message(exc: Exception) -> str:
+    """The error's own message. One raised in a DataLoader worker comes back wrapped by torch in
+    "Caught X in DataLoader worker process N" and the worker's traceback: keep its last line."""
+    text = str(exc)
+    if not (text.startswith("Caught ") and "Original Traceback" in text):
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+    return last[len(prefix):] if last.startswith(prefix) else last
 
 
 if __name__ == "__main__":

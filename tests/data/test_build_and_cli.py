@@ -44,3 +44,39 @@ def test_check_cli_reports_one_line_and_status_2(tmp_path, capsys):
 def test_synth_cli_bad_size(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path), "--n", "1", "--size", "5000x10"]) == 2
     assert "size 5000x10" in capsys.readouterr().err
+
+
+def test_build_checks_every_pairs_headers_before_loading(synth_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "s"
+    shutil.copytree(synth_root, root)
+    images = sorted((root / "leftImg8bit" / "val").rglob("*.png"))
+    labels = sorted((root / "gtFine" / "val").rglob("*_labelIds.png"))
+    for path in (images[0], labels[-1]):  # two files cut short, as by an interrupted copy
+        path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DatasetError, match="2 problems in the dataset") as info:
+        build_dataset(name="synthetic", root=root, split="val")
+    assert f"{images[0]}: truncated PNG" in str(info.value) and f"{labels[-1]}: truncated PNG" in str(info.value)
+
+
+class _Broken(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        raise DatasetError("frames/x.png: the image is damaged; re-export it")
+
+
+def test_an_error_from_a_loader_worker_is_printed_as_its_own_message(monkeypatch, capsys):
+    import argparse
+
+    import segment.cli as cli
+
+    def run(args):
+        next(iter(DataLoader(_Broken(), batch_size=1, num_workers=1)))
+
+    monkeypatch.setattr(cli, "_load", lambda command: argparse.Namespace(run=run, add_arguments=lambda parser: None))
+    assert cli.main(["eval"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "segment eval: error: frames/x.png: the image is damaged; re-export it"

@@ -58,6 +58,17 @@ def test_image_without_label(camvid):
         CamVidDataset(root=camvid, split="train")
 
 
+def test_every_unpaired_file_is_listed_at_once(camvid):
+    (camvid / "trainannot" / "f001.png").unlink()
+    (camvid / "trainannot" / "f002.png").unlink()
+    (camvid / "train" / "f000.png").unlink()
+    with pytest.raises(DatasetError, match=r"3 problems in the dataset") as info:
+        CamVidDataset(root=camvid, split="train")
+    message = str(info.value)
+    assert "f001.png: no label" in message and "f002.png: no label" in message
+    assert "f000.png: label without an image" in message
+
+
 def test_label_without_image(camvid):
     (camvid / "train" / "f002.png").unlink()
     with pytest.raises(DatasetError, match="label without an image"):

@@ -46,4 +46,4 @@ def test_unreadable_images_are_dataset_errors_naming_the_file(tmp_path, content)
         path.write_bytes(content)
     with pytest.raises(DatasetError) as err:
         read_rgb(path)
-    assert str(path) in str(err.value) and "re-extract" in str(err.value)
+    assert str(path) in str(err.value) and str(err.value).endswith(", or remove it together with its label")
