@@ -15,7 +15,6 @@ photos bundled with the package (``segment.quantize.calibration_folder``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -87,14 +86,16 @@ def quantize_openvino(xml_path: str | Path, out_xml: str | Path, *, images: list
     files are written into a folder named after it (``<stem>.ir/model.xml``) that is moved
     into place as one, so a crash leaves no half-written model.
     """
-    import nncf
     import openvino as ov
 
     from segment.atomic import write_path_atomic
+    from segment.nncf_quiet import quiet_nncf
 
     model = ov.Core().read_model(str(xml_path))
-    dataset = nncf.Dataset([img[None] for img in images])  # the graph's input: (1, H, W, 3) uint8
-    with _output_to_stderr():
+    with quiet_nncf():
+        import nncf
+
+        dataset = nncf.Dataset([img[None] for img in images])  # the graph's input: (1, H, W, 3) uint8
         quantized = nncf.quantize(
             model, dataset,
             preset=nncf.QuantizationPreset(settings.preset),
@@ -111,25 +112,6 @@ def quantize_openvino(xml_path: str | Path, out_xml: str | Path, *, images: list
 
     folder = write_path_atomic(out_xml.parent / (out_xml.stem + ".ir"), write)
     return folder / "model.xml"
-
-
-@contextlib.contextmanager
-def _output_to_stderr():
-    """NNCF logs and draws its progress bars on stdout, where ``segment bench --json`` and
-    ``segment export`` print their results: send both to stderr while it runs."""
-    import logging
-    import sys
-
-    from nncf.common.logging import nncf_logger
-
-    handlers = [h for h in nncf_logger.handlers if isinstance(h, logging.StreamHandler)]
-    streams = [h.setStream(sys.stderr) for h in handlers]
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        for handler, stream in zip(handlers, streams):
-            handler.setStream(stream)
 
 
 def fake_quantized_layers(xml_path: str | Path) -> dict[str, list[str]]:

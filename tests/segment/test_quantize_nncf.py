@@ -145,10 +145,10 @@ def test_int8_runs_its_float_layers_at_bf16_where_the_cpu_has_it(tiny):
     assert backend.precision == _int8_label()
 
 
-def test_quantizing_writes_nothing_on_stdout(tiny, capfd):
-    """NNCF's log and progress bars go to stderr: stdout carries the commands' results
-    (``segment bench --json``) alone."""
+def test_quantizing_prints_nothing_but_nncf_warnings(tiny, capfd):
+    """NNCF's info lines, progress bars and torch's CUDA notice are dropped: a quantization prints
+    nothing (the demo runs a dozen), and stdout carries the commands' results alone."""
     capfd.readouterr()
     _int8(tiny, calib_count=2)
     out, err = capfd.readouterr()
-    assert out == "" and "nncf" in err.lower()
+    assert out == "" and err == "", (out, err)
