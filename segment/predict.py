@@ -534,6 +534,15 @@ class Predictor:
             self._pending.discard(primary)
         self._select_and_adopt(primary)
 
+    def skip_pending_selections(self) -> int:
+        """``start="after_first"``: keep the budgets waiting for a selection on their default from
+        here on. Nothing is measured or remembered, so the next run decides again. Returns how
+        many budgets were waiting."""
+        with self._lock:
+            waiting = len(self._pending)
+            self._pending.clear()
+        return waiting
+
     def _select_and_adopt(self, primary: tuple[int, int]) -> None:
         """Choose at a budget's primary shape, then move every shape of the budget onto the choice."""
         self._adopt(primary, self._select(primary))

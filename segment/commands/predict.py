@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,26 @@ def _ran_at(prediction) -> str:
     return shape + (f" with {prediction.small_input}" if prediction.small_input else "")
 
 
+def _skip_measurement_if_run_is_short(predictor, prediction, *, image_s: float, images_left: int) -> str | None:
+    """After the first image: skip auto's measurement when the run would end sooner without it.
+
+    The measurement builds every candidate, each about as long as the default took to build for
+    the first image (the ``other`` part of its time), and a faster backend only pays that back
+    over many images: where the images left would take less time on the default than those
+    builds, the rest of the run stays on the default. Nothing is remembered, so a later, longer
+    run measures. Returns why it was skipped, or None if it was not.
+    """
+    from segment.backends import candidate_specs
+
+    build_s = prediction.stages_ms.get("other", 0.0) / 1e3
+    cost_s = len(candidate_specs(threads=predictor.threads)) * build_s
+    rest_s = images_left * max(image_s - build_s, 0.0)
+    if rest_s >= cost_s or not predictor.skip_pending_selections():
+        return None
+    return (f"the {images_left} image(s) left would take about {rest_s:.1f} s on the default, "
+            f"measuring about {cost_s:.0f} s")
+
+
 def render(fmt: str, image, labels, palette, opacity: float):
     """The array to write for ``fmt``: colours, overlay, trainIds or labelIds."""
     from segment.images import blend, colorize
@@ -173,10 +194,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--reselect measures auto's candidates; it needs --backend auto, not {backend}")
     predictor = load_predictor(args.checkpoint, backend, model=args.model)
     # With nothing remembered, the first image runs on the default backend and auto measures
-    # before the second (and only if there is one: a single photo never pays for a selection).
+    # before the second, if the rest of the run is long enough to be worth it (a single photo or
+    # a handful never pay for a selection: _skip_measurement_if_run_is_short).
     # Not in a background thread: on a machine of a few cores the measurement and the images
     # would share the cores, slowing both and skewing the figures that pick the backend.
-    if backend == "auto" and hasattr(predictor, "auto"):
+    measure_after_first = backend == "auto" and hasattr(predictor, "auto")
+    if measure_after_first:
         predictor.auto.start = "after_first"
         predictor.auto.reselect = args.reselect
     if args.fmt == "labelid" and len(predictor.classes) != 19:
@@ -194,8 +217,10 @@ def run(args: argparse.Namespace) -> int:
     written = skipped = 0
     shapes: Counter[str] = Counter()  # the sizes the model ran at, for the summary
     engines: Counter[str] = Counter()  # the backends that ran them (auto may change after the first)
+    skipped_measurement = None  # the estimate that made auto skip its measurement in this run
     bar = tqdm(jobs, unit="img", desc="segment predict", file=sys.stderr, dynamic_ncols=True)
-    for job in bar:
+    for index, job in enumerate(bar):
+        started = time.perf_counter()
         if args.skip_existing and job.output.is_file():
             skipped += 1
             continue
@@ -219,6 +244,9 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"failed {job.source}: {failures[-1].reason}", file=sys.stderr)
             continue
         written += 1
+        if measure_after_first and written == 1 and not args.reselect:
+            skipped_measurement = _skip_measurement_if_run_is_short(
+                predictor, prediction, image_s=time.perf_counter() - started, images_left=len(jobs) - index - 1)
         shapes[_ran_at(prediction)] += 1
         engines[f"{prediction.backend} {prediction.precision}"] += 1
     bar.close()
@@ -232,6 +260,9 @@ def run(args: argparse.Namespace) -> int:
     if engines:
         print("segment predict: backend " + ", ".join(
             f"{name} for {n} image{'s' if n > 1 else ''}" for name, n in engines.most_common()), file=sys.stderr)
+    if skipped_measurement:
+        print(f"segment predict: auto did not measure its candidates: {skipped_measurement}; "
+              f"a longer run, or 'segment backends --reselect {args.size}', measures them", file=sys.stderr)
     if failures:
         print(f"segment predict: {len(failures)} input(s) failed:", file=sys.stderr)
         for f in failures:

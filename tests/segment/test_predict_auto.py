@@ -237,6 +237,9 @@ def test_segment_predict_runs_the_first_image_on_the_default_then_the_choice(tmp
     from segment.cli import main
 
     monkeypatch.setenv("MNV3_LRASPP_CACHE", str(tmp_path / "cache"))
+    # Three images are too few to be worth a measurement by the run-length rule (tested below and in
+    # test_predict_cli.py); here the run counts as long.
+    monkeypatch.setattr("segment.commands.predict._skip_measurement_if_run_is_short", lambda *a, **k: None)
     for i in range(3):
         (tmp_path / "in").mkdir(exist_ok=True)
         Image.fromarray(calibration_images(SIZE, count=1)[0]).save(tmp_path / "in" / f"{i}.png")
@@ -244,6 +247,7 @@ def test_segment_predict_runs_the_first_image_on_the_default_then_the_choice(tmp
             "--size", f"{SIZE[0]}x{SIZE[1]}"]
     assert main(args) == 0
     assert "backend flaky fp32 for 2 images, steady fp32 for 1 image" in capsys.readouterr().err
+    assert len(list((tmp_path / "cache").rglob("auto-*.json"))) == 1  # the choice, remembered
 
     # --reselect measures again (the first image again on the default) and says so in the file.
     assert main([*args, "--reselect"]) == 0
@@ -261,3 +265,31 @@ def test_segment_predict_runs_the_first_image_on_the_default_then_the_choice(tmp
     (row,) = rows
     assert row["size"] == list(SIZE) and row["reason"] == "forced" and len(row["history"]) == 3
     assert {c["backend"]: c["request_ms"] for c in row["candidates"]}["steady"] > 40
+
+
+def test_segment_predict_skips_the_measurement_of_a_run_shorter_than_it(tmp_path, checkpoint, fakes, monkeypatch,
+                                                                      capsys):
+    """Each build takes 0.5 s, two candidates 1 s: two images of 0.05 s after the first stay on the
+    default, and nothing is remembered (the next, longer run measures)."""
+    from PIL import Image
+
+    from segment.cli import main
+
+    build = Predictor.build
+
+    def slow_build(self, spec, size):
+        time.sleep(0.5)
+        return build(self, spec, size)
+
+    monkeypatch.setattr(Predictor, "build", slow_build)
+    monkeypatch.setenv("MNV3_LRASPP_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        Image.fromarray(calibration_images(SIZE, count=1)[0]).save(tmp_path / "in" / f"{i}.png")
+    assert main(["predict", "--checkpoint", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                 "--size", f"{SIZE[0]}x{SIZE[1]}"]) == 0
+    err = capsys.readouterr().err
+    assert "backend steady fp32 for 3 images" in err
+    assert "auto did not measure its candidates: the 2 image(s) left" in err
+    assert [b.name for b in fakes["built"]] == ["steady"]  # the default alone was built
+    assert not list((tmp_path / "cache").rglob("auto-*.json"))
