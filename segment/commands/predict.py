@@ -148,6 +148,8 @@ def _skip_measurement_if_run_is_short(predictor, prediction, *, image_s: float, 
     """
     from segment.backends import candidate_specs
 
+    if images_left == 0:  # no second image, no measurement: nothing to skip or say
+        return None
     build_s = prediction.stages_ms.get("other", 0.0) / 1e3
     cost_s = len(candidate_specs(threads=predictor.threads)) * build_s
     rest_s = images_left * max(image_s - build_s, 0.0)

@@ -314,6 +314,7 @@ def test_auto_skips_its_measurement_when_the_run_would_end_sooner_without_it(mon
     assert (why is not None) == skipped and waiting.pending == (0 if skipped else 1)
     if skipped:
         assert "10 image(s) left would take about 5.0 s on the default, measuring about 14 s" in why
-    # Nothing waiting (a remembered choice): nothing to skip, nothing said.
+    # A single photo (nothing after it), or nothing waiting (a remembered choice): nothing to skip or say.
+    assert predict_cli._skip_measurement_if_run_is_short(_Waiting(), first, image_s=2.5, images_left=0) is None
     waiting.pending = 0
     assert predict_cli._skip_measurement_if_run_is_short(waiting, first, image_s=2.5, images_left=1) is None
