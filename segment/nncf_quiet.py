@@ -3,11 +3,12 @@
 Each NNCF quantization logs a dozen info lines (the layers it keeps in float)
 and draws two progress bars, and importing it prints a CUDA notice from
 torch's extension builder. The demo quantizes up to a dozen models in its
-background preparation, so these buried its own lines. While a thread is
-inside :func:`quiet_nncf`, NNCF's info log and that thread's stdout (where the
-progress bars go) are dropped; NNCF's warnings and errors still reach stderr,
-never stdout, where ``segment bench --json`` and ``segment export`` print their
-results. Other threads' output is left alone.
+background preparation, so these buried its own lines. While any thread is
+inside :func:`quiet_nncf`, NNCF's info log and rich's shared console (which
+draws NNCF's bars, from a refresh thread of its own on a terminal) are
+silenced; NNCF's warnings and errors still reach stderr, never stdout, where
+``segment bench --json`` and ``segment export`` print their results. The
+project's own output does not go through either.
 """
 
 from __future__ import annotations
@@ -21,43 +22,29 @@ import threading
 _NOISY_LOGGERS = ("nncf", "torch.utils.cpp_extension")
 
 _lock = threading.Lock()
-_quiet_threads: set[int] = set()
+_inside = 0  # blocks running now, in any thread: the first one in silences, the last one out restores
 _saved: dict = {}
-
-
-class _DropForQuietThreads:
-    """Stands in for ``sys.stdout``: writes from a quiet thread vanish, the rest go to ``stream``."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        if threading.get_ident() in _quiet_threads:
-            return len(text)
-        return self._stream.write(text)
-
-    def __getattr__(self, name):  # flush, isatty, fileno, encoding...: the real stream's
-        return getattr(self._stream, name)
 
 
 @contextlib.contextmanager
 def quiet_nncf():
-    """Drop NNCF's info log and this thread's stdout until the block ends (nests across threads)."""
-    me = threading.get_ident()
+    """Silence NNCF's info log and progress bars until the block ends (nests across threads)."""
+    global _inside
     with _lock:
-        if not _quiet_threads:
+        if not _inside:
             _silence()
-        _quiet_threads.add(me)
+        _inside += 1
     try:
         yield
     finally:
         with _lock:
-            _quiet_threads.discard(me)
-            if not _quiet_threads:
+            _inside -= 1
+            if not _inside:
                 _restore()
 
 
 def _silence() -> None:
+    import rich
     from nncf.common.logging import nncf_logger
 
     _saved["levels"] = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
@@ -66,8 +53,9 @@ def _silence() -> None:
     # NNCF's own handler was given sys.stdout when it was imported: its warnings go to stderr instead.
     handlers = [h for h in nncf_logger.handlers if isinstance(h, logging.StreamHandler)]
     _saved["handlers"] = [(h, h.setStream(sys.stderr)) for h in handlers]
-    _saved["stdout"] = sys.stdout
-    sys.stdout = _DropForQuietThreads(sys.stdout)
+    console = rich.get_console()  # the console NNCF's progress bars draw on (rich.progress's default)
+    _saved["console"] = (console, console.quiet)
+    console.quiet = True
 
 
 def _restore() -> None:
@@ -75,4 +63,5 @@ def _restore() -> None:
         logging.getLogger(name).setLevel(level)
     for handler, stream in _saved.pop("handlers"):
         handler.setStream(stream)
-    sys.stdout = _saved.pop("stdout")
+    console, quiet = _saved.pop("console")
+    console.quiet = quiet
