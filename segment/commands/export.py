@@ -7,6 +7,7 @@ The work is ``segment.export.export_onnx`` (``--graph logits``) and
 from __future__ import annotations
 
 import argparse
+import sys
 
 from segment.commands.options import add_int8_float_argument, int8_settings_arg
 
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--int8-float chooses what OpenVINO int8 (NNCF) keeps in float: "
                         "use it with --int8 --format openvino")
     settings = int8_settings_arg(args)
+    if args.int8:  # the engines' quantizers print nothing here: say what the wait is for
+        engine = "NNCF" if args.format == "openvino" else "ONNX Runtime"
+        print(f"segment export: quantizing with {engine}, calibrated on "
+              f"{args.calib_data or 'the bundled street photos'} (at most {args.calib_count} images)", file=sys.stderr)
 
     out = export_artifact(model=model, mean=mean, std=std, size=size, fmt=args.format,
                           precision="int8" if args.int8 else "fp32", calib_data=args.calib_data,
