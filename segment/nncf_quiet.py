@@ -18,8 +18,9 @@ import logging
 import sys
 import threading
 
-# torch logs "No CUDA runtime is found" from here when NNCF imports its torch backend.
-_NOISY_LOGGERS = ("nncf", "torch.utils.cpp_extension")
+# Logger -> the level it is raised to: torch logs "No CUDA runtime is found" from
+# torch.utils.cpp_extension when NNCF imports its torch backend.
+_QUIET_LEVELS = {"nncf": logging.WARNING, "torch.utils.cpp_extension": logging.ERROR}
 
 _lock = threading.Lock()
 _inside = 0  # blocks running now, in any thread: the first one in silences, the last one out restores
@@ -47,9 +48,9 @@ def _silence() -> None:
     import rich
     from nncf.common.logging import nncf_logger
 
-    _saved["levels"] = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
-    logging.getLogger("nncf").setLevel(logging.WARNING)
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    _saved["levels"] = {name: logging.getLogger(name).level for name in _QUIET_LEVELS}
+    for name, level in _QUIET_LEVELS.items():
+        logging.getLogger(name).setLevel(level)
     # NNCF's own handler was given sys.stdout when it was imported: its warnings go to stderr instead.
     handlers = [h for h in nncf_logger.handlers if isinstance(h, logging.StreamHandler)]
     _saved["handlers"] = [(h, h.setStream(sys.stderr)) for h in handlers]
