@@ -263,8 +263,11 @@ def run(args: argparse.Namespace) -> int:
         print("segment predict: backend " + ", ".join(
             f"{name} for {n} image{'s' if n > 1 else ''}" for name, n in engines.most_common()), file=sys.stderr)
     if skipped_measurement:
-        print(f"segment predict: auto did not measure its candidates: {skipped_measurement}; "
-              f"a longer run, or 'segment backends --reselect {args.size}', measures them", file=sys.stderr)
+        from segment.bundled import DEFAULT_MODEL
+
+        which = f"--checkpoint {args.checkpoint}" if args.checkpoint else f"--model {args.model or DEFAULT_MODEL}"
+        print(f"segment predict: auto did not measure its candidates: {skipped_measurement}; a longer run, "
+              f"or 'segment backends {which} --reselect {args.size}', measures them", file=sys.stderr)
     if failures:
         print(f"segment predict: {len(failures)} input(s) failed:", file=sys.stderr)
         for f in failures:

@@ -291,5 +291,6 @@ def test_segment_predict_skips_the_measurement_of_a_run_shorter_than_it(tmp_path
     err = capsys.readouterr().err
     assert "backend steady fp32 for 3 images" in err
     assert "auto did not measure its candidates: the 2 image(s) left" in err
+    assert f"'segment backends --checkpoint {checkpoint} --reselect {SIZE[0]}x{SIZE[1]}', measures them" in err
     assert [b.name for b in fakes["built"]] == ["steady"]  # the default alone was built
     assert not list((tmp_path / "cache").rglob("auto-*.json"))
