@@ -108,14 +108,15 @@ def run(args: argparse.Namespace) -> int:
     stop_on_sigterm()
     demo = build_app(settings=settings, handlers=handlers)
     others = "".join(f"; also {m.title}, prepared in the background" for m in models[1:])
-    print(f"segment demo: {predictor.name} on {_backend_line(predictor)}{others}; "
-          f"open http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
     blocked = {Path(c).resolve().parent for c in checkpoints}
     for m in models:
         blocked.update(_export_cache(m.predictor))
     try:
         launch_app(demo, host=args.host, port=args.port, settings=settings, blocked=sorted(blocked),
                    block_thread=False)
+        # Only now: an address that is taken says so instead of this.
+        print(f"segment demo: {predictor.name} on {_backend_line(predictor)}{others}; "
+              f"open http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
         # The page is up: the other common photo shapes (4:3, 3:4) and the other models are prepared
         # meanwhile (with auto: the warmed-up resolutions too, each starting its background selection).
         if warmed:

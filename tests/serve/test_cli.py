@@ -39,6 +39,8 @@ def test_segment_demo_launches_serves_and_stops_cleanly(free_port, segment_comma
             except OSError:
                 time.sleep(0.5)
         assert page is not None, f"no page within {STARTUP_BOUND_S} s; output: {log.read_text()}"
+        while time.monotonic() < deadline and "open http://127.0.0.1:" not in log.read_text():
+            time.sleep(0.2)  # the address is printed once launch() has returned, a moment after the page is up
         assert "<title>Street-scene segmentation</title>" in page or "Street-scene segmentation" in page
         assert len(list(tmp_path.glob("segment-demo-*"))) == 1
     finally:
@@ -48,6 +50,20 @@ def test_segment_demo_launches_serves_and_stops_cleanly(free_port, segment_comma
     assert proc.returncode == 0, out
     assert "open http://127.0.0.1:" in out and "ready at half" in out
     assert list(tmp_path.glob("segment-demo-*")) == []  # private temp folder removed on exit
+
+
+def test_a_taken_port_is_an_error_and_no_address_is_offered(small_checkpoint, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["demo", "--checkpoint", str(small_checkpoint), "--port", str(port), "--backend", "torch",
+                     "--warm-up", "none", "--cache-dir", str(tmp_path / "cache")]) == 2
+    out, err = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "pick another --port" in err
+    assert "open http" not in out + err  # the page is not there: the demo does not say it is
 
 
 def test_bad_checkpoint_is_one_line_error(tmp_path, capsys):
