@@ -123,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
             handlers.prepare_in_background(warmed, report=lambda line: print(line, flush=True))
         demo.block_thread()
     except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port} ({exc}); pick another --port") from None
+        # Gradio's own wording for a taken port speaks of launch() and its parameters, not of this command.
+        reason = "something else listens there" if "Cannot find empty port" in str(exc) else str(exc)
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({reason}); pick another --port") from None
     except KeyboardInterrupt:
         # A signal that lands while launch() is still starting up (before Gradio's own
         # loop catches it) is the same request to stop: close the server, exit 0.

@@ -62,7 +62,7 @@ def test_a_taken_port_is_an_error_and_no_address_is_offered(small_checkpoint, tm
         assert main(["demo", "--checkpoint", str(small_checkpoint), "--port", str(port), "--backend", "torch",
                      "--warm-up", "none", "--cache-dir", str(tmp_path / "cache")]) == 2
     out, err = capsys.readouterr()
-    assert f"cannot listen on 127.0.0.1:{port}" in err and "pick another --port" in err
+    assert f"cannot listen on 127.0.0.1:{port} (something else listens there); pick another --port" in err
     assert "open http" not in out + err  # the page is not there: the demo does not say it is
 
 
