@@ -51,11 +51,11 @@ def _one_split(root: Path, split: str) -> list[tuple[Path, Path]]:
         if not d.is_dir():
             raise DatasetError(
                 f"{d}: folder not found; a CamVid root (SegNet 360x480 release) holds "
-                f"{split}/ and {split}annot/ — check --root"
+                f"{split}/ and {split}annot/ — check --data-root"
             )
     images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise DatasetError(f"{image_dir}: no images (.png/.jpg) found; check --root")
+        raise DatasetError(f"{image_dir}: no images (.png/.jpg) found; check --data-root")
     labels = {p.stem: p for p in label_dir.iterdir() if p.suffix.lower() == ".png"}
     stems = {img.stem for img in images}
     problems = [f"{img}: no label {label_dir / (img.stem + '.png')}; add it or remove the image"

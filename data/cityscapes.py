@@ -46,7 +46,7 @@ def cityscapes_files(root: str | Path, split: str) -> list[tuple[Path, Path]]:
         raise DatasetError(f"Cityscapes split must be one of {', '.join(SPLITS)}, got {split!r}")
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: dataset root not found; {GET_IT}, then pass that folder as --root")
+        raise DatasetError(f"{root}: dataset root not found; {GET_IT}, then pass that folder as --data-root")
     image_dir, label_dir = root / "leftImg8bit" / split, root / "gtFine" / split
     for d in (image_dir, label_dir):
         if not d.is_dir():

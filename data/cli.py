@@ -16,18 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="validate a dataset's layout and files; print counts per split")
     check.add_argument("--dataset", required=True, choices=DATASETS)
-    check.add_argument("--root", required=True, help="dataset root folder")
+    check.add_argument("--root", "--data-root", dest="root", required=True, help="dataset root folder")
     check.add_argument("--splits", default=None,
                        help="comma-separated splits (default: train,val; folder: the split folders present)")
     check.add_argument("--deep", action="store_true",
                        help="also decode every image in full (slow; catches corruption inside files)")
     rec = sub.add_parser("recompress", help="copy a Cityscapes tree with its images stored at a faster-to-decode PNG level")
-    rec.add_argument("--root", required=True, help="the Cityscapes (or synthetic) tree to read")
+    rec.add_argument("--root", "--data-root", dest="root", required=True, help="the Cityscapes (or synthetic) tree to read")
     rec.add_argument("--out", required=True, help="folder for the copy (the original is never modified)")
     rec.add_argument("--level", type=int, default=0, help="PNG zlib level 0-9 (default 0: stored, fastest to decode)")
     bench = sub.add_parser("loadbench", help="time the training pipeline's loading: images/s per worker",
                            description="Training-pipeline loading speed: images/s per worker at full resolution.")
-    bench.add_argument("--root", type=Path, help="a Cityscapes-layout tree (default: write synthetic frames)")
+    bench.add_argument("--root", "--data-root", dest="root", type=Path, help="a Cityscapes-layout tree (default: write synthetic frames)")
     bench.add_argument("--n", type=int, default=8, help="synthetic frames to write (default 8)")
     bench.add_argument("--size", default="1024x2048", help="synthetic frame size (default 1024x2048)")
     bench.add_argument("--crop", type=int, default=769)

@@ -85,7 +85,7 @@ def folder_splits(root: str | Path) -> tuple[str, ...]:
     """Split names present under ``root`` (folders holding an images/ folder)."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: dataset root not found; check --root")
+        raise DatasetError(f"{root}: dataset root not found; check --data-root")
     splits = tuple(sorted(p.name for p in root.iterdir() if (p / "images").is_dir()))
     if not splits:
         raise DatasetError(f"{root}: no split folders found; expected e.g. {root}/train/images and {root}/train/labels")

@@ -32,12 +32,14 @@ def test_synth_then_check_cli(tmp_path, capsys):
     assert main(["data", "check", "--dataset", "synthetic", "--root", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     assert "train       2 image/label pairs" in out and "val         2 image/label pairs" in out
+    # --data-root, as train and eval spell it (and as the data errors name it), works here too.
+    assert main(["data", "check", "--dataset", "synthetic", "--data-root", str(tmp_path / "s")]) == 0
 
 
 def test_check_cli_reports_one_line_and_status_2(tmp_path, capsys):
     assert main(["data", "check", "--dataset", "cityscapes", "--root", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
-    assert "segment data: error:" in err and "missing: dataset root not found" in err
+    assert "segment data: error:" in err and "missing: dataset root not found" in err and "--data-root" in err
     assert "Traceback" not in err
 
 
