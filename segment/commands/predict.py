@@ -52,8 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what to write (default: color); labelid = Cityscapes submission format")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="inference engine; auto = the fastest on this machine whose labels match torch fp32, "
-                             "measured once per model input size (default: auto, or torch with --size native, "
-                             "where every image size would be measured again)")
+                             "measured once per model and resolution by the first run long enough to be worth it; "
+                             "shorter runs use a default chosen from the shipped accuracy records "
+                             "(default: auto, or torch with --size native, where every image size would be "
+                             "measured again)")
     parser.add_argument("--reselect", action="store_true",
                         help="with --backend auto: measure the candidates again instead of reusing the remembered "
                              "choice, and remember the new one (see 'segment backends')")
