@@ -130,3 +130,21 @@ def segment_command() -> list[str]:
 
     exe = shutil.which("segment", path=os.path.dirname(sys.executable))
     return [exe] if exe else [sys.executable, "-m", "segment.cli"]
+
+
+
+ADDRESS_LINE = "open http://127.0.0.1:"  # what `segment demo` prints once its server listens
+
+
+@pytest.fixture
+def wait_for_address_line():
+    """``wait_for_address_line(log)``: the page can answer a moment before ``segment demo`` prints
+    its address (printed once Gradio's launch() has returned); wait for the line before stopping it."""
+    import time
+
+    def wait(log: Path, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while ADDRESS_LINE not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    return wait

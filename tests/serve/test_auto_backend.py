@@ -101,7 +101,7 @@ def _summary_and_details(outputs):
 
 
 def test_demo_with_auto_answers_before_any_candidate_is_measured(free_port, segment_command, small_checkpoint,
-                                                                   tmp_path):
+                                                                   tmp_path, wait_for_address_line):
     """A real ``segment demo --backend auto`` on an empty cache: the page answers while no choice
     exists yet, the log says what serves meanwhile, and SIGTERM still stops it cleanly."""
     port, cache = free_port, tmp_path / "cache"
@@ -122,6 +122,7 @@ def test_demo_with_auto_answers_before_any_candidate_is_measured(free_port, segm
                 time.sleep(0.2)
         assert page is not None, log.read_text()
         assert not list(cache.rglob("auto-*.json"))  # nothing measured yet: the page did not wait for it
+        wait_for_address_line(log)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=180)

@@ -19,7 +19,8 @@ STARTUP_BOUND_S = 120  # torch + gradio imports on a busy 2-core machine
 
 
 
-def test_segment_demo_launches_serves_and_stops_cleanly(free_port, segment_command, small_checkpoint, tmp_path):
+def test_segment_demo_launches_serves_and_stops_cleanly(free_port, segment_command, small_checkpoint, tmp_path,
+                                                       wait_for_address_line):
     port = free_port
     # TMPDIR: so we can see its private temp folder come and go.
     env = {**{k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}, "TMPDIR": str(tmp_path)}
@@ -39,8 +40,7 @@ def test_segment_demo_launches_serves_and_stops_cleanly(free_port, segment_comma
             except OSError:
                 time.sleep(0.5)
         assert page is not None, f"no page within {STARTUP_BOUND_S} s; output: {log.read_text()}"
-        while time.monotonic() < deadline and "open http://127.0.0.1:" not in log.read_text():
-            time.sleep(0.2)  # the address is printed once launch() has returned, a moment after the page is up
+        wait_for_address_line(log)
         assert "<title>Street-scene segmentation</title>" in page or "Street-scene segmentation" in page
         assert len(list(tmp_path.glob("segment-demo-*"))) == 1
     finally:
@@ -52,18 +52,24 @@ def test_segment_demo_launches_serves_and_stops_cleanly(free_port, segment_comma
     assert list(tmp_path.glob("segment-demo-*")) == []  # private temp folder removed on exit
 
 
-def test_a_taken_port_is_an_error_and_no_address_is_offered(small_checkpoint, tmp_path, capsys):
+def test_a_taken_port_is_an_error_and_no_address_is_offered(segment_command, small_checkpoint, tmp_path):
+    """A process of its own, as a user runs it (a demo started in the test process would leave
+    Gradio's temp folder setting behind for the tests after it)."""
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["demo", "--checkpoint", str(small_checkpoint), "--port", str(port), "--backend", "torch",
-                     "--warm-up", "none", "--cache-dir", str(tmp_path / "cache")]) == 2
-    out, err = capsys.readouterr()
-    assert f"cannot listen on 127.0.0.1:{port} (something else listens there); pick another --port" in err
-    assert "open http" not in out + err  # the page is not there: the demo does not say it is
+        done = subprocess.run([*segment_command, "demo", "--checkpoint", str(small_checkpoint), "--port", str(port),
+                               "--backend", "torch", "--warm-up", "none", "--cache-dir", str(tmp_path / "cache")],
+                              env={**os.environ, "TMPDIR": str(tmp_path)}, capture_output=True, text=True,
+                              timeout=STARTUP_BOUND_S)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (f"cannot listen on 127.0.0.1:{port} (something else listens there); pick another --port"
+            in done.stderr)
+    assert "open http" not in done.stdout + done.stderr  # the page is not there: the demo does not say it is
+    assert list(tmp_path.glob("segment-demo-*")) == []  # its private temp folder removed
 
 
 def test_bad_checkpoint_is_one_line_error(tmp_path, capsys):
